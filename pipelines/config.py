@@ -1,0 +1,200 @@
+"""params.yaml, read once per process into a typed, frozen object."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProjectParams(_Frozen):
+    name: str
+
+
+class PathParams(_Frozen):
+    landing: Path
+    raw: Path
+    window: Path
+    validated: Path
+    splits: Path
+    model: Path
+    reports: Path
+    predictions: Path
+    quarantine: Path
+    suite: Path
+
+
+class DataParams(_Frozen):
+    target: str
+    id: str
+    time: str
+    categorical: list[str]
+    numerical: list[str]
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+
+class SimulateParams(_Frozen):
+    seed: int
+    rows_per_week: int = Field(gt=0)
+    start: str
+    weeks: int = Field(gt=0)
+    drift_from_week: int | None = None
+
+
+class IngestParams(_Frozen):
+    window_weeks: int = Field(gt=0)
+
+
+class ValidateParams(_Frozen):
+    fail_on: Literal["error", "warn"] = "error"
+
+
+class SplitParams(_Frozen):
+    seed: int
+    val_size: float = Field(gt=0, lt=1)
+    test_size: float = Field(gt=0, lt=1)
+
+
+class XGBParams(_Frozen):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    n_estimators: int
+    learning_rate: float
+    max_depth: int
+    min_child_weight: float
+    subsample: float
+    colsample_bytree: float
+    early_stopping_rounds: int
+    n_jobs: int
+
+
+class MLPParams(_Frozen):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    hidden: list[int]
+    embedding_dim: int
+    dropout: float
+    lr: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    threads: int
+
+
+class TrainParams(_Frozen):
+    seed: int
+    candidates: list[Literal["xgboost", "mlp"]]
+    selection_metric: Literal["auc", "log_loss"]
+    xgboost: XGBParams
+    mlp: MLPParams
+
+
+class EvaluateParams(_Frozen):
+    threshold: float = Field(gt=0, lt=1)
+
+
+class RegisterParams(_Frozen):
+    metric: Literal["auc", "f1", "precision", "recall"]
+    margin: float = Field(ge=0)
+    min_metric: float
+
+
+class DriftParams(_Frozen):
+    drift_share: float = Field(gt=0, le=1)
+    min_rows: int = Field(gt=0)
+    reference_rows: int = Field(gt=0)
+    seed: int
+
+
+class MlflowParams(_Frozen):
+    tracking_uri: str
+    artifact_root: Path
+
+
+class Params(_Frozen):
+    root: Path
+    project: ProjectParams
+    paths: PathParams
+    data: DataParams
+    simulate: SimulateParams
+    ingest: IngestParams
+    validate_: ValidateParams = Field(alias="validate")
+    split: SplitParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    register_: RegisterParams = Field(alias="register")
+    drift: DriftParams
+    mlflow: MlflowParams
+
+    def path(self, name: str) -> Path:
+        """Absolute path of `paths.<name>`."""
+        return self.root / getattr(self.paths, name)
+
+    def report_dir(self, stage: str) -> Path:
+        return self.root / self.paths.reports / stage
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLFLOW_TRACKING_URI wins; a relative sqlite URI is made absolute against the root."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.mlflow.tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+            uri = prefix + str(self.root / uri[len(prefix):])
+        return uri
+
+    @property
+    def artifact_uri(self) -> str:
+        return (self.root / self.mlflow.artifact_root).as_uri()
+
+
+class ParamsError(ValueError):
+    pass
+
+
+def find_params(start: Path | None = None) -> Path:
+    """params.yaml in DRIFTLOOP_PARAMS, or the nearest one from `start` (default: cwd) upwards."""
+    if env := os.environ.get("DRIFTLOOP_PARAMS"):
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params.yaml").is_file():
+            return folder / "params.yaml"
+    raise ParamsError(
+        f"no params.yaml in {here} or any parent: run from the project folder "
+        "or set DRIFTLOOP_PARAMS=/path/to/params.yaml"
+    )
+
+
+def load_params(path: Path | str | None = None) -> Params:
+    path = Path(path) if path else find_params()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found; pass the project's params.yaml") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc}); fix the syntax") from None
+    try:
+        return Params.model_validate({**raw, "root": path.resolve().parent})
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        ]
+        raise ParamsError(f"{path}: invalid parameters; fix these keys:\n" + "\n".join(lines)) from None
+
+
+def params_hash(params: Params) -> str:
+    """Stable hash of every knob (root excluded), recorded with each model version."""
+    body = params.model_dump(mode="json", by_alias=True, exclude={"root"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,103 @@
+"""ingest: move landed batch files into the immutable raw layer and pick the training window."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.config import Params, load_params
+from pipelines.io import list_batches, read_table, replace_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+class IngestError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class BatchSpan:
+    name: str
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+
+def select_window(spans: list[BatchSpan], weeks: int) -> list[str]:
+    """Names of the batches with events inside the newest `weeks` weeks (pure)."""
+    if not spans:
+        return []
+    newest = max(s.last for s in spans)
+    cutoff = newest - pd.Timedelta(weeks=weeks)
+    return sorted(s.name for s in spans if s.last > cutoff)
+
+
+def _span(path: Path, time_col: str) -> BatchSpan:
+    try:
+        t = read_table(path, columns=[time_col])[time_col]
+    except Exception as exc:  # a batch with no time column cannot be placed in a window
+        raise IngestError(
+            f"{path}: cannot read time column {time_col!r} ({exc}); fix the file or move it out"
+            " of the raw layer, or set data.time in params.yaml"
+        ) from None
+    t = pd.to_datetime(t, errors="coerce").dropna()
+    if t.empty:
+        raise IngestError(f"{path}: column {time_col!r} has no parseable timestamps; fix the file")
+    return BatchSpan(path.name, t.min(), t.max())
+
+
+def land(landing: Path, raw: Path) -> list[Path]:
+    """Move new files from landing into raw; an existing raw file is never overwritten."""
+    raw.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for src in list_batches(landing):
+        dst = raw / src.name
+        if dst.exists():
+            raise IngestError(
+                f"{src}: a batch named {src.name} is already in {raw}; raw files are immutable: "
+                "rename the new file (e.g. add a suffix) and land it again"
+            )
+        shutil.move(src, dst)
+        moved.append(dst)
+    return moved
+
+
+def run(params: Params) -> dict:
+    raw, window_dir = params.path("raw"), params.path("window")
+    moved = land(params.path("landing"), raw)
+    for p in moved:
+        log.info("landed %s", p.name)
+    spans = [_span(p, params.data.time) for p in list_batches(raw)]
+    chosen = select_window(spans, params.ingest.window_weeks)
+    if not chosen:
+        raise IngestError(
+            f"{raw}: no batch files to train on; put .parquet/.csv batches into "
+            f"{params.path('landing')} (e.g. `driftloop simulate`)"
+        )
+
+    def fill(tmp: Path) -> None:
+        for name in chosen:  # hard links: the window costs no extra space
+            try:
+                os.link(raw / name, tmp / name)
+            except OSError:
+                shutil.copy2(raw / name, tmp / name)
+
+    replace_dir(window_dir, fill)
+    summary = {"landed": [p.name for p in moved], "window": chosen,
+               "window_weeks": params.ingest.window_weeks}
+    write_json(params.report_dir("ingest") / "summary.json", summary)
+    log.info("window: %d batches (%s .. %s)", len(chosen), chosen[0], chosen[-1])
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Small I/O helpers shared by the stages: atomic writes and tolerant table reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read; the message says which file and what to do."""
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    return _atomic(path, lambda p: p.write_text(text))
+
+
+def write_text(path: Path, text: str) -> Path:
+    return _atomic(path, lambda p: p.write_text(text))
+
+
+def write_parquet(path: Path, df: pd.DataFrame) -> Path:
+    return _atomic(path, lambda p: df.to_parquet(p, index=False))
+
+
+def write_csv(path: Path, df: pd.DataFrame) -> Path:
+    return _atomic(path, lambda p: df.to_csv(p, index=False))
+
+
+def replace_dir(path: Path, fill: Callable[[Path], None]) -> Path:
+    """Build a folder under a temp name, then swap it in, so readers never see half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        fill(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a parquet or CSV batch file; any failure names the file and the fix."""
+    path = Path(path)
+    if path.suffix not in TABLE_SUFFIXES:
+        raise DataFileError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path, columns=columns)
+        return pd.read_csv(path, usecols=columns, encoding="utf-8")
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataFileError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset "
+            f"{exc.start}); re-export the file as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataFileError(f"{path}: the file is empty (no header, no rows); re-export it") from None
+    except Exception as exc:  # pyarrow / parser errors: a corrupt or truncated file
+        raise DataFileError(
+            f"{path}: cannot be read as {path.suffix[1:]} ({type(exc).__name__}: {exc}); "
+            "the file is corrupt or truncated: re-deliver it"
+        ) from None
+
+
+def list_batches(folder: Path) -> list[Path]:
+    """Batch files in a folder, in name order (names sort by time: batch_<date>.parquet)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in TABLE_SUFFIXES and p.is_file())

@@ -1,0 +1,53 @@
+"""split: deterministic, target-stratified train / val / test split of the validated window."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipelines.config import Params, load_params
+from pipelines.io import read_table, replace_dir, write_json
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: float,
+                seed: int) -> dict[str, pd.DataFrame]:
+    """Stratified on `target`; the same seed gives the same rows in each split (pure)."""
+    if val_size + test_size >= 1:
+        raise ValueError(f"val_size + test_size must be < 1, got {val_size} + {test_size}")
+    rest, test = train_test_split(df, test_size=test_size, random_state=seed,
+                                  stratify=df[target])
+    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
+                                  stratify=rest[target])
+    return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
+            "test": test.reset_index(drop=True)}
+
+
+def run(params: Params) -> dict:
+    df = read_table(params.path("validated"))
+    parts = split_frame(df, target=params.data.target, val_size=params.split.val_size,
+                        test_size=params.split.test_size, seed=params.split.seed)
+
+    def fill(tmp):
+        for name, part in parts.items():
+            part.to_parquet(tmp / f"{name}.parquet", index=False)
+
+    replace_dir(params.path("splits"), fill)
+    summary = {name: {"rows": len(p), "positive_rate": round(float(p[params.data.target].mean()), 5)}
+               for name, p in parts.items()}
+    write_json(params.report_dir("split") / "summary.json", summary)
+    log.info("split: %s", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(load_params())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""MLflow plumbing shared by the stages: one experiment per project, batched metric logging."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from pipelines.config import Params
+
+
+def setup(params: Params) -> str:
+    """Point MLflow at the project's store; create the experiment with an absolute artifact root."""
+    import mlflow
+
+    mlflow.set_tracking_uri(params.tracking_uri)
+    exp = mlflow.get_experiment_by_name(params.project.name)
+    if exp is None:
+        exp_id = mlflow.create_experiment(params.project.name,
+                                          artifact_location=params.artifact_uri)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def log_metrics(run_id: str, values: Mapping[str, float],
+                series: Mapping[str, Sequence[float]] | None = None) -> None:
+    """All metrics in one call (per-metric calls cost a round trip each)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in values.items() if v == v]
+    for name, seq in (series or {}).items():
+        metrics += [Metric(name, float(v), now, i) for i, v in enumerate(seq) if v == v]
+    client = MlflowClient()
+    for i in range(0, len(metrics), 1000):  # the REST API caps a batch at 1000 metrics
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])

@@ -62,6 +62,7 @@ class ValidateParams(_Frozen):
 
 
 class SplitParams(_Frozen):
+    method: Literal["stratified", "time"] = "time"
     seed: int
     val_size: float = Field(gt=0, lt=1)
     test_size: float = Field(gt=0, lt=1)

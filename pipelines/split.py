@@ -15,12 +15,26 @@ SPLITS = ("train", "val", "test")
 
 
 def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: float,
-                seed: int) -> dict[str, pd.DataFrame]:
-    """Stratified on `target`; the same seed gives the same rows in each split (pure)."""
+                seed: int, method: str = "stratified", time: str | None = None,
+                ) -> dict[str, pd.DataFrame]:
+    """Train / val / test; the same seed gives the same rows in each split (pure).
+
+    method "stratified": all three are stratified random samples.
+    method "time": test is the newest `test_size` share by `time` (rows no earlier model has
+    seen, so a champion and a challenger can be compared fairly); train and val are a
+    stratified random split of the older rows.
+    """
     if val_size + test_size >= 1:
         raise ValueError(f"val_size + test_size must be < 1, got {val_size} + {test_size}")
-    rest, test = train_test_split(df, test_size=test_size, random_state=seed,
-                                  stratify=df[target])
+    if method == "time":
+        if time is None or time not in df.columns:
+            raise ValueError(f"split.method=time needs the time column {time!r} in the data")
+        ordered = df.sort_values([time], kind="stable")
+        n_test = max(1, round(len(df) * test_size))
+        rest, test = ordered.iloc[:-n_test], ordered.iloc[-n_test:]
+    else:
+        rest, test = train_test_split(df, test_size=test_size, random_state=seed,
+                                      stratify=df[target])
     train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
                                   stratify=rest[target])
     return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
@@ -30,14 +44,17 @@ def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: fl
 def run(params: Params) -> dict:
     df = read_table(params.path("validated"))
     parts = split_frame(df, target=params.data.target, val_size=params.split.val_size,
-                        test_size=params.split.test_size, seed=params.split.seed)
+                        test_size=params.split.test_size, seed=params.split.seed,
+                        method=params.split.method, time=params.data.time)
 
     def fill(tmp):
         for name, part in parts.items():
             part.to_parquet(tmp / f"{name}.parquet", index=False)
 
     replace_dir(params.path("splits"), fill)
-    summary = {name: {"rows": len(p), "positive_rate": round(float(p[params.data.target].mean()), 5)}
+    t = params.data.time
+    summary = {name: {"rows": len(p), "positive_rate": round(float(p[params.data.target].mean()), 5),
+                      "first": str(p[t].min()), "last": str(p[t].max())}
                for name, p in parts.items()}
     write_json(params.report_dir("split") / "summary.json", summary)
     log.info("split: %s", summary)

@@ -1,0 +1,1 @@
+"""driftloop command line and local service management."""

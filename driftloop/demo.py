@@ -1,0 +1,126 @@
+"""`make demo` / `make down`: the whole loop on synthetic data, through a local Prefect server.
+
+up: start Prefect (SQLite under .prefect/) and the MLflow UI, deploy prefect.yaml, start a
+process worker, then run train/weekly, score/daily and drift-check/daily (a clean batch,
+then a drifted one whose drift event triggers train/weekly again) and print a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from driftloop.services import Stack
+
+DEMO_PROJECT = "driftloop-demo"
+DEMO_STATE = ("data/raw", "data/interim", "data/validated", "data/splits", "data/predictions",
+              "data/quarantine", "models", "reports", "mlruns.db", "mlartifacts", "dvc.lock")
+
+
+def say(msg: str) -> None:
+    print(f"\n==> {msg}", flush=True)
+
+
+def reset_demo_state(root: Path) -> None:
+    """The demo starts from a clean slate: previous demo data, models and registry go."""
+    for rel in DEMO_STATE:
+        p = root / rel
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for f in (root / "data/landing").glob("*.parquet"):
+        f.unlink()
+
+
+def up(root: Path) -> None:
+    from pipelines.config import load_params
+    from pipelines.simulate import batch_name, run as simulate
+
+    params = load_params(root / "params.yaml")
+    stack = Stack(root)
+    os.environ.update(stack.env())
+    if params.project.name == DEMO_PROJECT:
+        say("resetting demo state (data/, models/, reports/, MLflow store)")
+        stack.stop()  # the MLflow UI holds the store open
+        reset_demo_state(root)
+    say(f"starting Prefect server on {stack.prefect_api} and MLflow UI on {stack.mlflow_url}")
+    stack.start_prefect()
+    stack.start_mlflow(params.tracking_uri, params.root / params.mlflow.artifact_root)
+    say("deploying prefect.yaml and starting a process worker")
+    stack.deploy()
+    stack.start_worker()
+
+    weeks = params.simulate.weeks
+    start = datetime.fromisoformat(params.simulate.start).date()
+    say(f"simulating {weeks} weekly batches into {params.paths.landing}")
+    simulate(params, list(range(weeks)), None)
+    say("prefect deployment run train/weekly")
+    stack.prefect("deployment", "run", "train/weekly", "-p", "trigger=manual", "--watch")
+
+    clean, drifted = batch_name(start, weeks), batch_name(start, weeks + 1)
+    simulate(params, [weeks], None)
+    say(f"score/daily on {clean}")
+    stack.prefect("deployment", "run", "score/daily", "-p", f"batch={clean}", "--watch")
+    say(f"drift-check/daily on {clean} (no drift expected)")
+    stack.prefect("deployment", "run", "drift-check/daily", "-p", f"batch={clean}", "--watch")
+
+    simulate(params, [weeks + 1], weeks + 1)
+    since = datetime.now(UTC)
+    say(f"drift-check/daily on {drifted} (drift switched on from this week)")
+    stack.prefect("deployment", "run", "drift-check/daily", "-p", f"batch={drifted}", "--watch")
+    say("waiting for the retraining run the drift event triggered")
+    from driftloop.runs import wait_for_run
+
+    run = wait_for_run("train/weekly", since, trigger="drift", timeout=600)
+    print(f"train/weekly run {run.name} (trigger=drift): {run.state.name}")
+    summary(root, stack)
+
+
+def summary(root: Path, stack: Stack) -> None:
+    import json
+
+    from driftloop.cli import status_report
+    from pipelines.config import load_params
+
+    params = load_params(root / "params.yaml")
+    rep = status_report(params)
+    say("summary")
+    c = rep["champion"]
+    metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
+    print(f"champion: {rep['model']} version {c['version']}" if c else "champion: none")
+    print("last test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in
+                                            ("auc", "f1", "precision", "recall", "log_loss")))
+    print("model versions (newest first):")
+    for v in rep["versions"]:
+        print(f"  v{v['version']}: trigger={v['trigger']}, {v['decision']}: {v['reason']}")
+    print("drift verdicts:")
+    for f in sorted(params.report_dir("drift").glob("*/verdict.json")):
+        v = json.loads(f.read_text())
+        print(f"  {v['batch']}: {v['status']} ({v['reason']})")
+    print(f"\nPrefect UI: http://127.0.0.1:{stack.prefect_port}")
+    print(f"MLflow UI:  {stack.mlflow_url}")
+    print("Both keep running; `make down` stops them.")
+
+
+def down(root: Path) -> None:
+    stopped = Stack(root).stop()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    root = Path(__file__).resolve().parents[1]
+    cmd = argv[0] if argv else "up"
+    t0 = time.monotonic()
+    {"up": up, "down": down, "summary": lambda r: summary(r, Stack(r))}[cmd](root)
+    if cmd == "up":
+        print(f"(demo took {time.monotonic() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

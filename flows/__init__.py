@@ -1,0 +1,1 @@
+"""Prefect flows: thin chains of tasks over the stages in `pipelines/`."""

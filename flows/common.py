@@ -1,0 +1,81 @@
+"""What the flows share: the project root, a DVC stage as a task, batch lookup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from pipelines.config import Params, find_params, load_params
+
+TRAIN_STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
+OFFLINE_ENV = {
+    "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "false", "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def project_params() -> Params:
+    return load_params(find_params())
+
+
+def stage_env(**extra: str) -> dict[str, str]:
+    """The environment stage commands run in: this interpreter's bin first (dvc.yaml says
+    `python`), telemetry off, plus `extra`."""
+    env = {**os.environ, **OFFLINE_ENV, **extra}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
+    """Run `cmd`, streaming its output to the Prefect log; on failure raise with its tail."""
+    logger = get_run_logger()
+    tail: deque[str] = deque(maxlen=40)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            logger.info(line)
+            tail.append(line)
+    if proc.wait() != 0:
+        errors = [t for t in tail if "validate:" in t or "Error" in t or "error" in t]
+        raise StageFailed(f"{what} failed (exit {proc.returncode}): "
+                          + ("\n".join(errors[-12:]) or "\n".join(tail)))
+
+
+@task(tags=["dvc"])
+def dvc_stage(stage: str, root: str, trigger: str, reason: str) -> None:
+    """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed."""
+    env = stage_env(DRIFTLOOP_TRIGGER=trigger, DRIFTLOOP_TRIGGER_REASON=reason)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    run_logged([dvc, "repro", "--single-item", stage], Path(root), env, f"stage {stage!r}")
+
+
+@task(tags=["dvc"])
+def dvc_push(root: str) -> None:
+    dvc = str(Path(sys.executable).parent / "dvc")
+    run_logged([dvc, "push", "-q"], Path(root), stage_env(), "dvc push")
+
+
+def resolve_batch(params: Params, batch: str | None) -> Path | None:
+    """A batch given by name is looked up in landing, then raw; a path is taken as is."""
+    if not batch:
+        return None
+    p = Path(batch)
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    for folder in (params.path("landing"), params.path("raw")):
+        if (folder / p.name).exists():
+            return folder / p.name
+    raise FileNotFoundError(f"batch {batch!r} is in neither {params.path('landing')} nor "
+                            f"{params.path('raw')}; pass a file path or a landed batch name")

@@ -1,0 +1,64 @@
+"""score: the champion's probabilities for a batch, kept with ids, timestamps and version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines import tracking
+from pipelines.config import Params, load_params
+from pipelines.drift import newest_batch
+from pipelines.io import read_table, write_parquet
+
+log = logging.getLogger(__name__)
+
+
+def score_frame(model, df: pd.DataFrame, *, id_col: str, time_col: str, features: list[str],
+                version: str) -> pd.DataFrame:
+    """Predictions of `model` (a pyfunc returning probabilities) for `df`, keyed by id."""
+    proba = np.asarray(model.predict(df[features]), dtype="float64")
+    return pd.DataFrame({
+        id_col: df[id_col].to_numpy(), time_col: df[time_col].to_numpy(),
+        "probability": proba, "model_version": str(version),
+        "scored_at": pd.Timestamp(datetime.now(UTC)).tz_localize(None),
+    })
+
+
+def run(params: Params, batch: Path | None = None) -> dict:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from pipelines.register import CHAMPION, current_champion
+
+    batch = Path(batch) if batch else newest_batch(params)
+    tracking.setup(params)
+    champ = current_champion(MlflowClient(), params.project.name)
+    if champ is None:
+        raise RuntimeError(f"no @{CHAMPION} model for {params.project.name!r}: train one first")
+    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}@{CHAMPION}")
+    d = params.data
+    preds = score_frame(model, read_table(batch), id_col=d.id, time_col=d.time,
+                        features=d.features, version=champ.version)
+    out = write_parquet(params.path("predictions") / f"{batch.stem}.parquet", preds)
+    result = {"batch": batch.name, "rows": len(preds), "model_version": int(champ.version),
+              "mean_probability": float(preds["probability"].mean()), "output": str(out)}
+    log.info("scored %s with version %s: %d rows", batch.name, champ.version, len(preds))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("batch", nargs="?", type=Path, help="batch file (default: the newest)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(run(load_params(), args.batch), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -39,7 +39,7 @@ def decide_promotion(challenger: float, champion: float | None, *, metric: str, 
         return Decision(True, f"first model: {metric} {challenger:.4f} clears the floor "
                               f"{min_metric:.4f}")
     gain = challenger - champion
-    if gain > margin:
+    if gain > margin + 1e-9:  # float noise must not turn a tie at the margin into a win
         return Decision(True, f"challenger {metric} {challenger:.4f} beats champion "
                               f"{champion:.4f} by {gain:+.4f} (> margin {margin})")
     return Decision(False, f"challenger {metric} {challenger:.4f} vs champion {champion:.4f}: "

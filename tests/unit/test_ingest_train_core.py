@@ -1,0 +1,38 @@
+import math
+
+import pandas as pd
+import pytest
+
+from pipelines.config import ParamsError, load_params
+from pipelines.ingest import BatchSpan, select_window
+from pipelines.train import choose_candidate
+
+
+def span(name, first, last):
+    return BatchSpan(name, pd.Timestamp(first), pd.Timestamp(last))
+
+
+def test_window_keeps_batches_inside_the_newest_weeks():
+    spans = [span(f"b{i}", f"2026-01-{1 + 7 * i:02d}", f"2026-01-{7 + 7 * i:02d}") for i in range(4)]
+    assert select_window(spans, weeks=2) == ["b2", "b3"]
+    assert select_window(spans, weeks=10) == ["b0", "b1", "b2", "b3"]
+    assert select_window([], weeks=2) == []
+
+
+def test_choose_candidate_by_auc_or_log_loss():
+    scores = {"xgboost": {"auc": 0.81, "log_loss": 0.30}, "mlp": {"auc": 0.83, "log_loss": 0.35}}
+    assert choose_candidate(scores, "auc") == "mlp"
+    assert choose_candidate(scores, "log_loss") == "xgboost"
+    assert choose_candidate({"a": {"auc": math.nan}, "b": {"auc": 0.6}}, "auc") == "b"
+    with pytest.raises(ValueError):
+        choose_candidate({}, "auc")
+
+
+def test_params_errors_name_the_file_and_key(tmp_path):
+    bad = tmp_path / "params.yaml"
+    text = (load_params().root / "params.yaml").read_text().replace("val_size: 0.15", "val_size: 2")
+    bad.write_text(text)
+    with pytest.raises(ParamsError, match=r"split\.val_size"):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")

@@ -1,0 +1,84 @@
+"""Test helpers and the test environment (imported once, as tests.helpers).
+
+Servers the tests start listen on free ports with their own PREFECT_HOME, never on the
+ports a user's demo uses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# Set before anything imports prefect or mlflow: offline, quiet, small thread counts, and a
+# Prefect API of our own (started on demand by the `prefect_api` fixture).
+_HOME = Path(tempfile.mkdtemp(prefix="driftloop-tests-"))
+from driftloop.services import OFFLINE_ENV, Stack, free_port  # noqa: E402
+
+os.environ.update(OFFLINE_ENV)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
+_PREFECT_PORT = free_port()
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PREFECT_PORT}/api"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+
+# Small enough to train in seconds, large enough for a meaningful AUC.
+TINY = {
+    "simulate": {"rows_per_week": 500, "weeks": 6},
+    "ingest": {"window_weeks": 8},
+    "train": {"xgboost": {"n_estimators": 150, "early_stopping_rounds": 15},
+              "mlp": {"max_epochs": 6, "patience": 2}},
+    "drift": {"min_rows": 100},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def make_project(dest: Path, overrides: dict | None = None) -> Path:
+    """A fresh copy of the project's tracked files in its own git repo, with tiny params."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("data/", "reports/", "models/")) \
+                and rel != "dvc.lock":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "data/landing").mkdir(parents=True, exist_ok=True)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    (dest / "params.yaml").write_text(yaml.safe_dump(_merge(_merge(params, TINY),
+                                                            overrides or {})))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run(cmd, dest)
+    return dest
+
+
+def simulate(project: Path, weeks: list[int], drift_from: int | None = None) -> list[Path]:
+    from pipelines.config import load_params
+    from pipelines.simulate import run as sim_run
+
+    return sim_run(load_params(project / "params.yaml"), weeks, drift_from)
+
+

@@ -108,9 +108,14 @@ class Stack:
         wait_healthy(f"{self.mlflow_url}/health", 120, proc, self.run_dir / "mlflow.log")
 
     def prefect(self, *args: str, check: bool = True, quiet: bool = False) -> int:
-        out = subprocess.DEVNULL if quiet else None
-        return subprocess.run([str(BIN / "prefect"), *args], cwd=self.root, env=self.env(),
-                              check=check, stdout=out, stderr=out).returncode
+        """Run the prefect CLI against this stack; `quiet` shows its output only on failure."""
+        out = subprocess.PIPE if quiet else None
+        proc = subprocess.run([str(BIN / "prefect"), *args], cwd=self.root, env=self.env(),
+                              stdout=out, stderr=subprocess.STDOUT if quiet else None, text=True)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"`prefect {' '.join(args)}` exited {proc.returncode}"
+                               + (f":\n{proc.stdout[-4000:]}" if quiet else ""))
+        return proc.returncode
 
     def deploy(self) -> None:
         self.prefect("work-pool", "create", self.pool, "--type", "process", "--overwrite",

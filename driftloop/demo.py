@@ -39,7 +39,8 @@ def reset_demo_state(root: Path) -> None:
 
 def up(root: Path) -> None:
     from pipelines.config import load_params
-    from pipelines.simulate import batch_name, run as simulate
+    from pipelines.simulate import batch_name
+    from pipelines.simulate import run as simulate
 
     params = load_params(root / "params.yaml")
     stack = Stack(root)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipelines import tracking
 from pipelines.config import Params, load_params
-from pipelines.io import list_batches, read_table, write_json, write_text
+from pipelines.io import list_batches, read_table, write_json
 
 log = logging.getLogger(__name__)
 _COLUMN_TEST = re.compile(r"^Value Drift for column (?P<col>.+)$")

@@ -14,9 +14,10 @@ def setup(params: Params) -> str:
 
     mlflow.set_tracking_uri(params.tracking_uri)
     exp = mlflow.get_experiment_by_name(params.project.name)
-    if exp is None:
-        exp_id = mlflow.create_experiment(params.project.name,
-                                          artifact_location=params.artifact_uri)
+    if exp is None:  # a tracking server picks its own artifact store; a local store uses ours
+        remote = params.tracking_uri.startswith(("http://", "https://"))
+        exp_id = mlflow.create_experiment(
+            params.project.name, artifact_location=None if remote else params.artifact_uri)
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

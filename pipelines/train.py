@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 import math
 
-import pandas as pd
-
 from pipelines import tracking
 from pipelines.config import Params, load_params
 from pipelines.features import Preprocessor
 from pipelines.io import read_table, replace_dir, write_json, write_parquet
-from pipelines.models import DriftloopModel, Fitted, pip_requirements, predict_proba, train_mlp, \
-    train_xgboost
+from pipelines.models import (
+    DriftloopModel,
+    Fitted,
+    pip_requirements,
+    predict_proba,
+    train_mlp,
+    train_xgboost,
+)
 
 log = logging.getLogger(__name__)
 TRAINERS = {"xgboost": train_xgboost, "mlp": train_mlp}

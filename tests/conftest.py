@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import _HOME, _PREFECT_PORT, BIN, Stack, free_port
 
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """A real `prefect server start` for the session, on a free port."""

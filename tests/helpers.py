@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 # Set before anything imports prefect or mlflow: offline, quiet, small thread counts, and a
 # Prefect API of our own (started on demand by the `prefect_api` fixture).
 _HOME = Path(tempfile.mkdtemp(prefix="driftloop-tests-"))
-from driftloop.services import OFFLINE_ENV, Stack, free_port  # noqa: E402
+from driftloop.services import OFFLINE_ENV, free_port  # noqa: E402
 
 os.environ.update(OFFLINE_ENV)
 os.environ.pop("MLFLOW_TRACKING_URI", None)

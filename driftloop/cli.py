@@ -61,9 +61,11 @@ def status_report(p) -> dict:
 
     def row(v):
         metrics = json.loads(v.tags.get("challenger_metrics") or "{}")
+        metric = p.register_.metric
         return {"version": int(v.version), "champion": v is champion,
                 "trigger": v.tags.get("trigger"), "decision": v.tags.get("decision"),
-                "reason": v.tags.get("reason"), "test_auc": metrics.get("auc")}
+                "reason": v.tags.get("reason"), "metric": metric,
+                "test_metric": metrics.get(metric)}
 
     return {"model": p.project.name,
             "champion": row(champion) if champion else None,
@@ -82,13 +84,33 @@ def status(params: ParamsOpt = None,
         return
     c = rep["champion"]
     typer.echo(f"model: {rep['model']}")
-    typer.echo(f"champion: version {c['version']} (test auc {c['test_auc']:.4f}, trigger "
-               f"{c['trigger']})" if c else "champion: none yet")
+    typer.echo(f"champion: version {c['version']} (test {c['metric']} {c['test_metric']:.4f}, "
+               f"trigger {c['trigger']})" if c else "champion: none yet")
     for v in rep["versions"]:
         typer.echo(f"  v{v['version']}: {v['decision']} [{v['trigger']}] {v['reason']}")
     d = rep["last_drift"]
     typer.echo(f"last drift check: {d['batch']}: {d['status']} ({d['reason']})" if d
                else "last drift check: none")
+
+
+@app.command()
+def rollback(reason: Annotated[str, typer.Option(help="why: recorded on both versions")],
+             params: ParamsOpt = None) -> None:
+    """Move @champion back to the version the current champion replaced."""
+    from pipelines.register import rollback as do_rollback
+
+    try:
+        r = do_rollback(_params(params), reason)
+    except (RuntimeError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{r['model']}: @champion v{r['from']} -> v{r['to']} ({r['reason']})")
+
+
+# Command groups from other modules register themselves here (one line each).
+from driftloop import cli_monitor  # noqa: E402
+
+cli_monitor.register(app)
 
 
 if __name__ == "__main__":

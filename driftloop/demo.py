@@ -94,8 +94,9 @@ def summary(root: Path, stack: Stack) -> None:
     c = rep["champion"]
     metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     print(f"champion: {rep['model']} version {c['version']}" if c else "champion: none")
-    print("last test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in
-                                            ("auc", "f1", "precision", "recall", "log_loss")))
+    from pipelines.metrics import TASK_METRICS
+
+    print("last test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in TASK_METRICS[params.task]))
     print("model versions (newest first):")
     for v in rep["versions"]:
         print(f"  v{v['version']}: trigger={v['trigger']}, {v['decision']}: {v['reason']}")

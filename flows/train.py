@@ -16,12 +16,11 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import TRAIN_STAGES, dvc_push, dvc_stage, project_params
 
 
-def summary_markdown(metrics: dict, decision: dict) -> str:
-    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, float))
+def summary_markdown(evaluation: str, decision: dict) -> str:
     return (f"# Training run\n\n**Trigger:** {decision.get('trigger')}\n\n"
             f"**Decision:** version {decision.get('version')} "
             f"{'promoted to @champion' if decision.get('promote') else 'not promoted'}: "
-            f"{decision.get('reason')}\n\n| test metric | value |\n|---|---|\n{rows}\n")
+            f"{decision.get('reason')}\n\n{evaluation}")
 
 
 @flow(name="train", log_prints=True)
@@ -32,11 +31,14 @@ def train(trigger: str = "schedule", reason: str = "") -> dict:
     root = str(params.root)
     logger.info("training run, trigger=%s %s", trigger, reason)
     for stage in TRAIN_STAGES:
-        dvc_stage.with_options(name=stage)(stage, root, trigger, reason)
+        # a retried train task resumes the MLP from its last epoch checkpoint
+        retries = 1 if stage == "train" else 0
+        dvc_stage.with_options(name=stage, retries=retries)(stage, root, trigger, reason)
     dvc_push(root)
     metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     decision = json.loads((params.report_dir("register") / "decision.json").read_text())
-    create_markdown_artifact(key="train-summary", markdown=summary_markdown(metrics, decision),
+    evaluation = (params.report_dir("evaluate") / "summary.md").read_text()
+    create_markdown_artifact(key="train-summary", markdown=summary_markdown(evaluation, decision),
                              description="test metrics and promotion decision")
     return {"metrics": metrics, "decision": decision}
 

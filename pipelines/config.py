@@ -93,22 +93,38 @@ class MLPParams(_Frozen):
     threads: int
 
 
+class TuningParams(_Frozen):
+    enabled: bool = False
+    n_trials: int = Field(20, gt=0)
+    timeout_s: float = Field(600, gt=0)
+    seed: int = 0
+
+
 class TrainParams(_Frozen):
     seed: int
     candidates: list[Literal["xgboost", "mlp"]]
-    selection_metric: Literal["auc", "log_loss"]
+    class_weight: Literal["none", "balanced"] = "none"
+    checkpoint: Path | None = None
     xgboost: XGBParams
     mlp: MLPParams
+    tuning: TuningParams = TuningParams()
 
 
 class EvaluateParams(_Frozen):
-    threshold: float = Field(gt=0, lt=1)
+    threshold: float | Literal["best_f1_on_val"] = "best_f1_on_val"
+    slices: list[str] = []
+    slice_min_rows: int = Field(50, gt=0)
+    calibration_bins: int = Field(10, gt=1)
 
 
 class RegisterParams(_Frozen):
-    metric: Literal["auc", "f1", "precision", "recall"]
-    margin: float = Field(ge=0)
-    min_metric: float
+    metric: str
+    thresholds: dict[str, float] = {}
+    margin: float = 0.0
+    bootstrap_samples: int = Field(500, ge=50)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = 0
+    slice_tolerance: float = Field(0.03, ge=0)
 
 
 class DriftParams(_Frozen):
@@ -116,6 +132,33 @@ class DriftParams(_Frozen):
     min_rows: int = Field(gt=0)
     reference_rows: int = Field(gt=0)
     seed: int
+    max_rows: int = Field(20000, gt=0)
+    num_method: Literal["wasserstein", "psi", "jensenshannon"] = "wasserstein"
+    cat_method: Literal["jensenshannon", "psi"] = "jensenshannon"
+    discrete_method: Literal["psi", "jensenshannon", "wasserstein"] = "psi"
+    discrete_values: int = Field(20, ge=0)
+    threshold: float = Field(0.1, gt=0)
+    noise_rounds: int = Field(20, ge=0)
+    noise_quantile: float = Field(0.95, gt=0, le=1)
+    missing_increase: float = Field(0.1, gt=0, le=1)
+    prediction_threshold: float = Field(0.1, gt=0)
+    labels: Path = Path("data/labels")
+    min_labels: int = Field(100, gt=0)
+
+
+class PolicyParams(_Frozen):
+    consecutive_drift: int = Field(1, gt=0)
+    performance_metric: Literal["auc", "f1", "precision", "recall"] = "auc"
+    performance_drop: float = Field(0.05, gt=0)
+    cooldown_hours: float = Field(24, ge=0)
+    max_per_week: int = Field(2, ge=0)
+    state: Path = Path("data/monitoring/policy_state.json")
+
+
+class AlertParams(_Frozen):
+    urls: list[str] = []
+    on: list[Literal["retrain", "drift", "cooldown", "capped", "performance"]] = ["retrain"]
+    timeout: float = Field(5, gt=0)
 
 
 class MlflowParams(_Frozen):
@@ -126,6 +169,7 @@ class MlflowParams(_Frozen):
 class Params(_Frozen):
     root: Path
     project: ProjectParams
+    task: Literal["binary", "multiclass", "regression"] = "binary"
     paths: PathParams
     data: DataParams
     simulate: SimulateParams
@@ -136,6 +180,8 @@ class Params(_Frozen):
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     drift: DriftParams
+    policy: PolicyParams = PolicyParams()
+    alerts: AlertParams = AlertParams()
     mlflow: MlflowParams
 
     def path(self, name: str) -> Path:

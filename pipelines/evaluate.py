@@ -1,4 +1,8 @@
-"""evaluate: the chosen model on the held-out test split, once; metrics and plot data."""
+"""evaluate: the chosen model on the held-out test split, once.
+
+Metrics for the task, calibration (binary), per-slice metrics, plot data for DVC and MLflow,
+and a markdown summary that the train flow publishes as a Prefect artifact.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +15,36 @@ from sklearn import metrics as skm
 
 from pipelines import tracking
 from pipelines.config import Params, load_params
-from pipelines.io import read_table, write_csv, write_json
+from pipelines.io import read_table, replace_dir, write_json, write_text
+from pipelines.metrics import TASK_METRICS, reliability_curve, task_metrics
+from pipelines.models import as_matrix
 
 log = logging.getLogger(__name__)
 
 
-def binary_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict:
-    """Test metrics of probabilities `proba` against 0/1 labels `y` (pure)."""
-    y = np.asarray(y).astype(int)
-    pred = (np.asarray(proba) >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
-    return {
-        "auc": float(skm.roc_auc_score(y, proba)),
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "log_loss": float(skm.log_loss(y, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "positive_rate": float(y.mean()),
-        "rows": int(len(y)),
-        "threshold": threshold,
-        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-    }
+def encode_target(y: pd.Series, task: str, classes: list[str] | None) -> np.ndarray:
+    if task == "regression":
+        return y.to_numpy(np.float64)
+    if task == "binary":
+        return y.to_numpy().astype(int)
+    return pd.Categorical(y.astype(str), categories=classes).codes.astype(int)
+
+
+def slice_metrics(df: pd.DataFrame, y: np.ndarray, pred: np.ndarray, *, task: str, columns: list[str],
+                  min_rows: int, threshold: float = 0.5) -> list[dict]:
+    """Task metrics per level of each slice column (levels with >= min_rows rows) (pure)."""
+    rows = []
+    for col in columns:
+        if col not in df.columns:
+            raise ValueError(f"evaluate.slices names column {col!r}, which the test data lacks; "
+                             "fix params.yaml")
+        for level, idx in df.groupby(df[col].astype("string").fillna("<missing>")).indices.items():
+            if len(idx) < min_rows:
+                continue
+            m = {k: v for k, v in task_metrics(task, y[idx], pred[idx], threshold).items()
+                 if isinstance(v, float) and k in TASK_METRICS[task]}
+            rows.append({"column": col, "level": str(level), "rows": int(len(idx)), **m})
+    return rows
 
 
 def curves(y: np.ndarray, proba: np.ndarray, points: int = 200) -> dict[str, pd.DataFrame]:
@@ -47,29 +60,62 @@ def curves(y: np.ndarray, proba: np.ndarray, points: int = 200) -> dict[str, pd.
             "pr": thin(pd.DataFrame({"recall": rec, "precision": prec}))}
 
 
+def summary_markdown(task: str, result: dict, slices: list[dict], chosen: str) -> str:
+    main = [m for m in TASK_METRICS[task] if m in result]
+    lines = [f"## Test evaluation ({task}, model: {chosen}, {result['rows']} rows)", "",
+             "| metric | value |", "|---|---|"] + [f"| {m} | {result[m]:.4f} |" for m in main]
+    if "threshold" in result:
+        lines += ["", f"Decision threshold {result['threshold']:.3f} (chosen on val)."]
+    if slices:
+        key = main[0]
+        lines += ["", f"| slice | level | rows | {key} |", "|---|---|---|---|"]
+        lines += [f"| {s['column']} | {s['level']} | {s['rows']} | {s[key]:.4f} |" for s in slices]
+    return "\n".join(lines) + "\n"
+
+
 def run(params: Params) -> dict:
     import mlflow
 
+    task, d = params.task, params.data
+    train_report = json.loads((params.report_dir("train") / "metrics.json").read_text())
     test = read_table(params.path("splits") / "test.parquet")
     model = mlflow.pyfunc.load_model(str(params.path("model")))
-    y = test[params.data.target].to_numpy()
-    proba = np.asarray(model.predict(test[params.data.features]))
-    result = binary_metrics(y, proba, params.evaluate.threshold)
+    y = encode_target(test[d.target], task, train_report.get("classes"))
+    pred = as_matrix(model.predict(test[d.features]))
+    threshold = train_report.get("threshold") or 0.5
+    result = task_metrics(task, y, pred, threshold)
+    slices = slice_metrics(test, y, pred, task=task, columns=params.evaluate.slices,
+                           min_rows=params.evaluate.slice_min_rows, threshold=threshold)
     out = params.report_dir("evaluate")
-    for name, df in curves(y, proba).items():
-        write_csv(out / f"{name}.csv", df)
-    write_csv(out / "confusion.csv", pd.DataFrame(
-        {"actual": y, "predicted": (proba >= params.evaluate.threshold).astype(int)}))
+    plots: dict[str, pd.DataFrame] = {}
+    if task == "binary":
+        plots = curves(y, pred)
+        plots["calibration"] = pd.DataFrame(reliability_curve(y, pred, params.evaluate.calibration_bins))
+        plots["confusion"] = pd.DataFrame({"actual": y, "predicted": (pred >= threshold).astype(int)})
+    elif task == "multiclass":
+        classes = train_report["classes"]
+        plots["confusion"] = pd.DataFrame({"actual": [classes[i] for i in y],
+                                           "predicted": [classes[i] for i in pred.argmax(1)]})
+    else:
+        plots["residuals"] = pd.DataFrame({"actual": y, "predicted": pred.round(5)})
+
+    def fill(tmp):
+        for name, df in plots.items():
+            df.to_csv(tmp / f"{name}.csv", index=False)
+
+    replace_dir(out / "plots", fill)
+    write_json(out / "slices.json", slices)
+    write_text(out / "summary.md", summary_markdown(task, result, slices, train_report["chosen"]))
     write_json(out / "metrics.json", result)
 
-    train_report = json.loads((params.report_dir("train") / "metrics.json").read_text())
     tracking.setup(params)
     flat = {f"test_{k}": v for k, v in result.items() if isinstance(v, float)}
     tracking.log_metrics(train_report["run_id"], flat)
     with mlflow.start_run(run_id=train_report["run_id"]):
         mlflow.log_artifacts(str(out), artifact_path="evaluate")
-    log.info("test: auc %.4f f1 %.4f log_loss %.4f", result["auc"], result["f1"],
-             result["log_loss"])
+    key = TASK_METRICS[task][0]
+    log.info("test %s %.4f (%s)", key, result[key],
+             ", ".join(f"{k} {result[k]:.4f}" for k in TASK_METRICS[task][1:]))
     return result
 
 

@@ -1,11 +1,16 @@
-"""The two candidate learners (XGBoost, a PyTorch MLP) and the pyfunc that ships them."""
+"""The candidate learners (XGBoost, a PyTorch MLP) and the pyfunc that ships them.
+
+Task-aware: binary (P(class 1)), multiclass (a probability per class) or regression.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
@@ -14,8 +19,59 @@ import pandas as pd
 from pipelines.config import MLPParams, XGBParams
 from pipelines.devices import choose_device, cuda_visible, torch_cuda_ok
 from pipelines.features import Preprocessor
+from pipelines.metrics import metric_fn
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """How the target column maps to what the learners see."""
+
+    task: str
+    column: str
+    classes: list | None = None  # classification labels, index = code
+    mean: float = 0.0  # regression scaling for the MLP
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, task: str, y: pd.Series) -> Target:
+        if task == "regression":
+            return cls(task, str(y.name), None, float(y.mean()), float(y.std() or 1.0))
+        classes = sorted(pd.unique(y.dropna()).tolist())
+        if task == "binary" and classes != [0, 1]:
+            raise ValueError(f"binary target {y.name!r} must hold 0 and 1, found {classes[:10]}; "
+                             "map it to 0/1 or set task: multiclass in params.yaml")
+        return cls(task, str(y.name), classes)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    def encode(self, y: pd.Series) -> np.ndarray:
+        if self.task == "regression":
+            return y.to_numpy(np.float64)
+        codes = pd.Categorical(y, categories=self.classes).codes
+        if (codes < 0).any():
+            bad = y[codes < 0].unique()[:5].tolist()
+            raise ValueError(f"target {self.column!r} has labels {bad} not seen in training; "
+                             "retrain with them or drop those rows")
+        return codes.astype(np.int64)
+
+    def weights(self, y_codes: np.ndarray, mode: str) -> np.ndarray:
+        """Per-row weights: 'balanced' gives each class the same total weight."""
+        if mode == "none" or self.task == "regression":
+            return np.ones(len(y_codes))
+        counts = np.bincount(y_codes, minlength=self.n_outputs).astype(float)
+        w = len(y_codes) / (self.n_outputs * np.maximum(counts, 1.0))
+        return w[y_codes]
+
+
+def val_score(target: Target, y: np.ndarray, pred: np.ndarray) -> float:
+    """One higher-is-better number for early stopping and model choice."""
+    metric = {"binary": "auc", "multiclass": "log_loss", "regression": "rmse"}[target.task]
+    v = metric_fn(target.task, metric)(y, pred)
+    return v if metric == "auc" else -v
 
 
 @dataclass
@@ -29,29 +85,41 @@ class Fitted:
 
 
 # ---------------------------------------------------------------- XGBoost
-def train_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: str,
-                  p: XGBParams, seed: int) -> Fitted:
-    import xgboost as xgb
-
-    device = choose_device(p.device, cuda_available=cuda_visible())
-    dtrain = xgb.DMatrix(pre.frame(train), label=train[target], enable_categorical=True)
-    dval = xgb.DMatrix(pre.frame(val), label=val[target], enable_categorical=True)
+def xgb_params(target: Target, p: XGBParams, device: str, seed: int) -> dict:
+    objective = {"binary": ("binary:logistic", ["logloss", "auc"]),
+                 "multiclass": ("multi:softprob", ["mlogloss"]),
+                 "regression": ("reg:squarederror", ["rmse"])}[target.task]
     params = {
-        "objective": "binary:logistic", "eval_metric": ["logloss", "auc"], "tree_method": "hist",
+        "objective": objective[0], "eval_metric": objective[1], "tree_method": "hist",
         "device": device, "learning_rate": p.learning_rate, "max_depth": p.max_depth,
         "min_child_weight": p.min_child_weight, "subsample": p.subsample,
         "colsample_bytree": p.colsample_bytree, "nthread": p.n_jobs, "seed": seed,
         "max_cat_to_onehot": 1,
     }
+    if target.task == "multiclass":
+        params["num_class"] = target.n_outputs
+    return params
+
+
+def train_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: Target,
+                  p: XGBParams, seed: int, class_weight: str = "none", callbacks=None) -> Fitted:
+    import xgboost as xgb
+
+    device = choose_device(p.device, cuda_available=cuda_visible())
+    y = target.encode(train[target.column])
+    dtrain = xgb.DMatrix(pre.frame(train), label=y, weight=target.weights(y, class_weight),
+                         enable_categorical=True)
+    dval = xgb.DMatrix(pre.frame(val), label=target.encode(val[target.column]),
+                       enable_categorical=True)
     evals: dict = {}
     t0 = time.perf_counter()
-    booster = xgb.train(params, dtrain, num_boost_round=p.n_estimators, evals=[(dval, "val")],
-                        early_stopping_rounds=p.early_stopping_rounds, evals_result=evals,
-                        verbose_eval=False)
+    booster = xgb.train(xgb_params(target, p, device, seed), dtrain, num_boost_round=p.n_estimators,
+                        evals=[(dval, "val")], early_stopping_rounds=p.early_stopping_rounds,
+                        evals_result=evals, verbose_eval=False, callbacks=callbacks)
     seconds = time.perf_counter() - t0
     ran_on = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
-    log.info("xgboost trained on %s: %d rounds (best %d) in %.1fs", ran_on,
-             booster.num_boosted_rounds(), booster.best_iteration, seconds)
+    log.info("xgboost trained on device=%s (requested %s): %d rounds, best %d, %.1fs", ran_on,
+             p.device, booster.num_boosted_rounds(), booster.best_iteration, seconds)
     return Fitted("xgboost", booster, ran_on, int(booster.best_iteration), seconds,
                   {f"val_{k}": [float(x) for x in v] for k, v in evals["val"].items()})
 
@@ -64,7 +132,7 @@ def _mlp_class():
     class TabularMLP(nn.Module):
         """Embeddings for categoricals, concatenated with numerics, then an MLP."""
 
-        def __init__(self, n_num: int, cardinalities: list[int], p: MLPParams):
+        def __init__(self, n_num: int, cardinalities: list[int], n_out: int, p: MLPParams):
             super().__init__()
             self.embeddings = nn.ModuleList(
                 nn.Embedding(n, min(p.embedding_dim, (n + 1) // 2 + 1)) for n in cardinalities)
@@ -73,44 +141,81 @@ def _mlp_class():
             for h in p.hidden:
                 layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p.dropout)]
                 width = h
-            layers.append(nn.Linear(width, 1))
+            layers.append(nn.Linear(width, n_out))
             self.net = nn.Sequential(*layers)
 
         def forward(self, x_num, x_cat):
             parts = [x_num] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
-            return self.net(torch.cat(parts, dim=1)).squeeze(1)
+            out = self.net(torch.cat(parts, dim=1))
+            return out.squeeze(1) if out.shape[1] == 1 else out
 
     return TabularMLP
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+def _mlp_output(target: Target, raw):
+    import torch
 
-    return float(roc_auc_score(y, s)) if len(np.unique(y)) > 1 else float("nan")
+    if target.task == "binary":
+        return torch.sigmoid(raw)
+    if target.task == "multiclass":
+        return torch.softmax(raw, dim=1)
+    return raw * target.std + target.mean
 
 
-def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: str,
-              p: MLPParams, seed: int) -> Fitted:
+def fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: Target,
+              p: MLPParams, seed: int, class_weight: str = "none",
+              checkpoint: Path | None = None) -> Fitted:
+    """Train with AdamW, a plateau LR schedule, gradient clipping, AMP on CUDA and early
+    stopping. With `checkpoint`, state is saved every epoch and a retried run resumes from it
+    (only when the checkpoint was made with the same data, params and seed)."""
     import torch
 
     device = choose_device(p.device, cuda_available=torch_cuda_ok())
     torch.manual_seed(seed)
     torch.set_num_threads(p.threads)
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)
     # Whole tensors live on the device; batches are index slices, no DataLoader copies.
     xn, xc = (torch.from_numpy(a).to(device) for a in pre.arrays(train))
-    y = torch.from_numpy(train[target].to_numpy(np.float32)).to(device)
+    y_np = target.encode(train[target.column])
+    w = torch.from_numpy(target.weights(y_np, class_weight).astype(np.float32)).to(device)
+    if target.task == "regression":
+        y = torch.from_numpy(((y_np - target.mean) / target.std).astype(np.float32)).to(device)
+        loss_fn = torch.nn.MSELoss(reduction="none")
+    elif target.task == "binary":
+        y = torch.from_numpy(y_np.astype(np.float32)).to(device)
+        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    else:
+        y = torch.from_numpy(y_np).to(device)
+        loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     vn, vc = (torch.from_numpy(a).to(device) for a in pre.arrays(val))
-    yv = val[target].to_numpy()
-    model = _mlp_class()(xn.shape[1], pre.cardinalities, p).to(device)
+    yv = target.encode(val[target.column])
+    model = _mlp_class()(xn.shape[1], pre.cardinalities, target.n_outputs, p).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
     use_amp = device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    best, best_state, best_epoch, history = -1.0, None, 0, {"train_loss": [], "val_auc": []}
+    state = {"epoch": -1, "best": -np.inf, "best_epoch": 0, "best_state": None,
+             "history": {"train_loss": [], "val_score": []}}
+    key = fingerprint(p.model_dump(), seed, class_weight, len(train), float(xn.sum()), target.task)
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        if saved.get("key") == key:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+            gen.set_state(saved["gen"])
+            state = saved["state"]
+            log.info("mlp: resuming from checkpoint after epoch %d", state["epoch"])
     t0 = time.perf_counter()
-    for epoch in range(p.max_epochs):
+    for epoch in range(state["epoch"] + 1, p.max_epochs):
+        if epoch - state["best_epoch"] > p.patience:
+            break
         model.train()
         order = torch.randperm(len(y), generator=gen).to(device)
         total = 0.0
@@ -120,7 +225,7 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
                 continue
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(model(xn[idx], xc[idx]), y[idx])
+                loss = (loss_fn(model(xn[idx], xc[idx]).float(), y[idx]) * w[idx]).mean()
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,27 +234,34 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
             total += float(loss.detach()) * len(idx)
         model.eval()
         with torch.no_grad():
-            val_auc = _auc(yv, torch.sigmoid(model(vn, vc)).float().cpu().numpy())
-        sched.step(val_auc)
-        history["train_loss"].append(total / len(y))
-        history["val_auc"].append(val_auc)
-        if val_auc > best:
-            best, best_epoch = val_auc, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        elif epoch - best_epoch >= p.patience:
-            break
+            pred = _mlp_output(target, model(vn, vc).float()).cpu().numpy()
+        score = val_score(target, yv, pred)
+        sched.step(score)
+        state["history"]["train_loss"].append(total / len(y))
+        state["history"]["val_score"].append(score)
+        if score > state["best"]:
+            state.update(best=score, best_epoch=epoch,
+                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        state["epoch"] = epoch
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save({"key": key, "model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "gen": gen.get_state(), "state": state}, tmp)
+            tmp.replace(checkpoint)
     seconds = time.perf_counter() - t0
-    model.load_state_dict(best_state)
+    model.load_state_dict(state["best_state"])
     model = model.cpu().eval()
-    log.info("mlp trained on %s: %d epochs (best %d, val auc %.4f) in %.1fs", device,
-             len(history["val_auc"]), best_epoch, best, seconds)
-    return Fitted("mlp", model, device, best_epoch, seconds, history)
+    log.info("mlp trained on device=%s: %d epochs, best %d (val score %.4f), %.1fs", device,
+             state["epoch"] + 1, state["best_epoch"], state["best"], seconds)
+    return Fitted("mlp", model, device, state["best_epoch"], seconds, state["history"])
 
 
 # ---------------------------------------------------------------- scoring and shipping
-def predict_proba(fitted_kind: str, model, pre: Preprocessor, df: pd.DataFrame,
-                  best_iteration: int) -> np.ndarray:
-    if fitted_kind == "xgboost":
+def predict(kind: str, model, pre: Preprocessor, target: Target, df: pd.DataFrame,
+            best_iteration: int) -> np.ndarray:
+    """P(class 1) (binary), an (n, k) probability matrix (multiclass) or values (regression)."""
+    if kind == "xgboost":
         import xgboost as xgb
 
         dm = xgb.DMatrix(pre.frame(df), enable_categorical=True)
@@ -158,21 +270,30 @@ def predict_proba(fitted_kind: str, model, pre: Preprocessor, df: pd.DataFrame,
 
     xn, xc = (torch.from_numpy(a) for a in pre.arrays(df))
     with torch.no_grad():
-        return torch.sigmoid(model(xn, xc)).numpy()
+        return _mlp_output(target, model(xn, xc)).numpy()
 
 
 class DriftloopModel(mlflow.pyfunc.PythonModel):
-    """Raw rows in, P(target = 1) out: preprocessing travels with the model."""
+    """Raw rows in, probabilities (or values, for regression) out: preprocessing travels with it."""
 
-    def __init__(self, kind: str, model, pre: Preprocessor, best_iteration: int, features: list[str]):
-        self.kind, self.model, self.pre = kind, model, pre
-        self.best_iteration, self.features = best_iteration, features
+    def __init__(self, kind: str, model, pre: Preprocessor, target: Target, best_iteration: int,
+                 threshold: float | None = None):
+        self.kind, self.model, self.pre, self.target = kind, model, pre, target
+        self.best_iteration, self.threshold = best_iteration, threshold
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        if self.kind == "xgboost":  # the booster was trained with nthread; keep inference lean
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        if self.kind == "xgboost":  # score on CPU wherever it was trained
             self.model.set_param({"device": "cpu"})
-        return predict_proba(self.kind, self.model, self.pre, pd.DataFrame(model_input),
-                             self.best_iteration).astype("float64")
+        out = predict(self.kind, self.model, self.pre, self.target, pd.DataFrame(model_input),
+                      self.best_iteration)
+        if self.target.task == "multiclass":
+            return pd.DataFrame(out, columns=[str(c) for c in self.target.classes])
+        return np.asarray(out, dtype="float64")
+
+
+def as_matrix(pred) -> np.ndarray:
+    """pyfunc output as a numpy array (multiclass DataFrames keep their class order)."""
+    return pred.to_numpy(np.float64) if isinstance(pred, pd.DataFrame) else np.asarray(pred, np.float64)
 
 
 def pip_requirements() -> list[str]:

@@ -5,58 +5,77 @@ from __future__ import annotations
 import logging
 import math
 
+import pandas as pd
+
 from pipelines import tracking
 from pipelines.config import Params, load_params
 from pipelines.features import Preprocessor
 from pipelines.io import read_table, replace_dir, write_json, write_parquet
+from pipelines.metrics import best_f1_threshold, higher_is_better, task_metrics
 from pipelines.models import (
     DriftloopModel,
     Fitted,
+    Target,
     pip_requirements,
-    predict_proba,
+    predict,
     train_mlp,
     train_xgboost,
 )
 
 log = logging.getLogger(__name__)
-TRAINERS = {"xgboost": train_xgboost, "mlp": train_mlp}
-
-
-def val_scores(y, proba) -> dict[str, float]:
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    return {"auc": float(roc_auc_score(y, proba)), "log_loss": float(log_loss(y, proba, labels=[0, 1]))}
 
 
 def choose_candidate(scores: dict[str, dict[str, float]], metric: str) -> str:
-    """Best candidate on val: highest AUC, or lowest log loss; ties go to the first listed."""
+    """Best candidate on val by `metric` (direction-aware); ties go to the first listed."""
     if not scores:
         raise ValueError("no candidates were trained; list some under train.candidates")
-    sign = -1.0 if metric == "log_loss" else 1.0
-    return max(scores, key=lambda k: sign * (scores[k][metric]
-                                             if not math.isnan(scores[k][metric]) else -math.inf))
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return max(scores, key=lambda k: sign * scores[k][metric]
+               if not math.isnan(scores[k][metric]) else -math.inf)
+
+
+def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFrame,
+                  val: pd.DataFrame, target: Target) -> Fitted:
+    t = params.train
+    if kind == "xgboost":
+        hp = t.xgboost
+        if t.tuning.enabled:
+            from pipelines.tune import tune_xgboost
+
+            hp = tune_xgboost(pre, train, val, target, hp, t.tuning, t.seed, t.class_weight)
+        return train_xgboost(pre, train, val, target, hp, t.seed, t.class_weight)
+    ckpt = params.root / t.checkpoint if t.checkpoint else None
+    fit = train_mlp(pre, train, val, target, t.mlp, t.seed, t.class_weight, checkpoint=ckpt)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)  # finished: a later run must start afresh
+    return fit
 
 
 def run(params: Params) -> dict:
     import mlflow
 
-    d = params.data
+    d, task = params.data, params.task
     splits = params.path("splits")
     train, val = read_table(splits / "train.parquet"), read_table(splits / "val.parquet")
+    target = Target.fit(task, train[d.target])
     pre = Preprocessor.fit(train, d.numerical, d.categorical)
+    y_val = target.encode(val[d.target])
+    metric = params.register_.metric
     tracking.setup(params)
     fitted: dict[str, Fitted] = {}
-    scores: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict] = {}
     with mlflow.start_run(run_name="train") as parent:
-        mlflow.log_params({"train_rows": len(train), "val_rows": len(val),
-                           "candidates": ",".join(params.train.candidates)})
+        mlflow.log_params({"task": task, "train_rows": len(train), "val_rows": len(val),
+                           "candidates": ",".join(params.train.candidates),
+                           "class_weight": params.train.class_weight})
         for kind in params.train.candidates:
             hp = getattr(params.train, kind)
             with mlflow.start_run(run_name=kind, nested=True) as child:
                 mlflow.log_params({f"{kind}.{k}": v for k, v in hp.model_dump().items()})
-                fit = TRAINERS[kind](pre, train, val, d.target, hp, params.train.seed)
-                proba = predict_proba(kind, fit.model, pre, val, fit.best_iteration)
-                scores[kind] = val_scores(val[d.target], proba)
+                fit = fit_candidate(kind, params, pre, train, val, target)
+                pred = predict(kind, fit.model, pre, target, val, fit.best_iteration)
+                scores[kind] = {k: v for k, v in task_metrics(task, y_val, pred).items()
+                                if isinstance(v, float)}
                 mlflow.set_tags({"device": fit.device, "candidate": kind})
                 tracking.log_metrics(child.info.run_id,
                                      {f"val_{k}": v for k, v in scores[kind].items()}
@@ -64,13 +83,17 @@ def run(params: Params) -> dict:
                                         "train_seconds": fit.seconds},
                                      series=fit.history)
                 fitted[kind] = fit
-                log.info("%s on %s: val %s", kind, fit.device, scores[kind])
-        chosen = choose_candidate(scores, params.train.selection_metric)
+                log.info("%s on %s: val %s=%.4f", kind, fit.device, metric, scores[kind][metric])
+        chosen = choose_candidate(scores, metric)
         best = fitted[chosen]
-        pyfunc = DriftloopModel(chosen, best.model, pre, best.best_iteration, d.features)
+        threshold = None
+        if task == "binary":  # chosen on val, so the test split stays untouched until evaluate
+            th = params.evaluate.threshold
+            val_pred = predict(chosen, best.model, pre, target, val, best.best_iteration)
+            threshold = best_f1_threshold(y_val, val_pred) if th == "best_f1_on_val" else float(th)
+        pyfunc = DriftloopModel(chosen, best.model, pre, target, best.best_iteration, threshold)
         example = train[d.features].head(5)
-        signature = mlflow.models.infer_signature(
-            example, pyfunc.predict(None, example))
+        signature = mlflow.models.infer_signature(example, pyfunc.predict(None, example))
 
         def save(tmp):
             mlflow.pyfunc.save_model(path=tmp, python_model=pyfunc, signature=signature,
@@ -80,18 +103,18 @@ def run(params: Params) -> dict:
         info = mlflow.pyfunc.log_model(name="model", python_model=pyfunc, signature=signature,
                                        pip_requirements=pip_requirements())
         # The drift reference travels with the run: the champion's own training rows.
-        ref = train.sample(min(len(train), params.drift.reference_rows),
-                           random_state=params.drift.seed)
+        ref = train.sample(min(len(train), params.drift.reference_rows), random_state=params.drift.seed)
         ref_path = write_parquet(params.report_dir("train") / "reference.parquet", ref)
         mlflow.log_artifact(str(ref_path), artifact_path="reference")
         mlflow.set_tags({"chosen": chosen, "device": best.device})
-        tracking.log_metrics(parent.info.run_id,
-                             {f"val_{k}": v for k, v in scores[chosen].items()})
+        tracking.log_metrics(parent.info.run_id, {f"val_{k}": v for k, v in scores[chosen].items()}
+                             | ({"threshold": threshold} if threshold is not None else {}))
     summary = {"run_id": parent.info.run_id, "model_uri": info.model_uri, "chosen": chosen,
+               "task": task, "threshold": threshold,
+               "classes": [str(c) for c in target.classes] if target.classes else None,
                "device": {k: f.device for k, f in fitted.items()}, "val": scores}
     write_json(params.report_dir("train") / "metrics.json", summary)
-    log.info("chose %s (val %s=%.4f)", chosen, params.train.selection_metric,
-             scores[chosen][params.train.selection_metric])
+    log.info("chose %s (val %s=%.4f)", chosen, metric, scores[chosen][metric])
     return summary
 
 

@@ -1,0 +1,117 @@
+"""Task-aware metrics, their direction, calibration and the paired bootstrap (all pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+HIGHER_IS_BETTER = {"auc": True, "f1": True, "precision": True, "recall": True, "accuracy": True,
+                    "macro_f1": True, "r2": True, "log_loss": False, "brier": False, "rmse": False,
+                    "mae": False, "mape": False}
+TASK_METRICS = {
+    "binary": ("auc", "f1", "precision", "recall", "log_loss", "brier"),
+    "multiclass": ("macro_f1", "accuracy", "log_loss"),
+    "regression": ("rmse", "mae", "mape", "r2"),
+}
+EPS = 1e-7
+
+
+def higher_is_better(metric: str) -> bool:
+    try:
+        return HIGHER_IS_BETTER[metric]
+    except KeyError:
+        raise ValueError(f"unknown metric {metric!r}; use one of {sorted(HIGHER_IS_BETTER)}") from None
+
+
+def metric_fn(task: str, metric: str, threshold: float = 0.5) -> Callable[[np.ndarray, np.ndarray], float]:
+    """f(y, prediction) for one metric; prediction is P(1), a class-probability matrix, or a value."""
+    if metric not in TASK_METRICS[task]:
+        raise ValueError(f"metric {metric!r} does not apply to task {task!r}; "
+                         f"choose from {TASK_METRICS[task]}")
+    if task == "binary":
+        return {
+            "auc": lambda y, p: float(skm.roc_auc_score(y, p)) if len(np.unique(y)) > 1 else np.nan,
+            "f1": lambda y, p: float(skm.f1_score(y, p >= threshold, zero_division=0)),
+            "precision": lambda y, p: float(skm.precision_score(y, p >= threshold, zero_division=0)),
+            "recall": lambda y, p: float(skm.recall_score(y, p >= threshold, zero_division=0)),
+            "log_loss": lambda y, p: float(skm.log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1])),
+            "brier": lambda y, p: float(np.mean((p - y) ** 2)),
+        }[metric]
+    if task == "multiclass":
+        return {
+            "macro_f1": lambda y, p: float(skm.f1_score(y, p.argmax(1), average="macro", zero_division=0)),
+            "accuracy": lambda y, p: float(np.mean(p.argmax(1) == y)),
+            "log_loss": lambda y, p: float(skm.log_loss(y, np.clip(p, EPS, 1), labels=range(p.shape[1]))),
+        }[metric]
+    return {
+        "rmse": lambda y, p: float(np.sqrt(np.mean((y - p) ** 2))),
+        "mae": lambda y, p: float(np.mean(np.abs(y - p))),
+        "mape": lambda y, p: float(np.mean(np.abs(y - p) / np.maximum(np.abs(y), 1.0))),
+        "r2": lambda y, p: float(skm.r2_score(y, p)),
+    }[metric]
+
+
+def task_metrics(task: str, y: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> dict:
+    out = {m: metric_fn(task, m, threshold)(y, pred) for m in TASK_METRICS[task]}
+    out["rows"] = int(len(y))
+    if task == "binary":
+        yhat = (pred >= threshold).astype(int)
+        tn, fp, fn, tp = skm.confusion_matrix(y, yhat, labels=[0, 1]).ravel()
+        out.update(threshold=float(threshold), positive_rate=float(np.mean(y)),
+                   confusion={"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)})
+    elif task == "multiclass":
+        out["confusion"] = skm.confusion_matrix(y, pred.argmax(1),
+                                                labels=range(pred.shape[1])).tolist()
+    return out
+
+
+def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The probability cut that maximises F1 on (validation) data."""
+    prec, rec, thr = skm.precision_recall_curve(y, p)
+    f1 = 2 * prec[:-1] * rec[:-1] / np.maximum(prec[:-1] + rec[:-1], EPS)
+    return float(thr[int(np.argmax(f1))]) if len(thr) else 0.5
+
+
+def reliability_curve(y: np.ndarray, p: np.ndarray, bins: int) -> list[dict]:
+    """Mean predicted vs observed positive rate per equal-width probability bin."""
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            rows.append({"bin": b, "predicted": round(float(p[m].mean()), 5),
+                         "observed": round(float(y[m].mean()), 5), "count": int(m.sum())})
+    return rows
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    mean: float
+    low: float
+    high: float
+    n: int
+    confidence: float
+
+
+def paired_bootstrap(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray,
+                     fn: Callable[[np.ndarray, np.ndarray], float], *, higher: bool, n: int,
+                     seed: int, confidence: float = 0.95) -> BootstrapResult:
+    """Interval of the improvement fn(challenger) - fn(champion) (sign-flipped for lower-is-better
+    metrics, so positive always means better) over `n` resamples of the same test rows."""
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if higher else -1.0
+    diffs = []
+    for _ in range(n):
+        i = rng.integers(0, len(y), len(y))
+        d = sign * (fn(y[i], challenger[i]) - fn(y[i], champion[i]))
+        if np.isfinite(d):
+            diffs.append(d)
+    if not diffs:
+        return BootstrapResult(np.nan, np.nan, np.nan, 0, confidence)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(diffs, [alpha, 1 - alpha])
+    return BootstrapResult(float(np.mean(diffs)), float(lo), float(hi), len(diffs), confidence)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Frozen(BaseModel):
@@ -57,8 +57,18 @@ class IngestParams(_Frozen):
     window_weeks: int = Field(gt=0)
 
 
+class LeakageParams(_Frozen):
+    max_auc: float = Field(0.98, gt=0.5, le=1)   # a feature alone above this AUC is flagged
+    severity: Literal["error", "warn"] = "warn"
+    sample_rows: int = Field(50_000, gt=0)       # rows sampled to compute the AUCs
+    seed: int = 0
+
+
 class ValidateParams(_Frozen):
     fail_on: Literal["error", "warn"] = "error"
+    max_age_days: int = Field(1095, gt=0)        # events older than this break the contract
+    clock_skew_minutes: int = Field(5, ge=0)     # events up to this far in the future are tolerated
+    leakage: LeakageParams = LeakageParams()
 
 
 class SplitParams(_Frozen):
@@ -183,6 +193,17 @@ class Params(_Frozen):
     policy: PolicyParams = PolicyParams()
     alerts: AlertParams = AlertParams()
     mlflow: MlflowParams
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> Params:
+        from pipelines.metrics import TASK_METRICS
+
+        allowed = TASK_METRICS[self.task]
+        wrong = [m for m in [self.register_.metric, *self.register_.thresholds] if m not in allowed]
+        if wrong:
+            raise ValueError(f"register.metric / register.thresholds name {wrong}, which do not "
+                             f"apply to task {self.task!r}; use {list(allowed)}")
+        return self
 
     def path(self, name: str) -> Path:
         """Absolute path of `paths.<name>`."""

@@ -210,6 +210,7 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
             opt.load_state_dict(saved["opt"])
             sched.load_state_dict(saved["sched"])
             gen.set_state(saved["gen"])
+            torch.set_rng_state(saved["rng"])  # dropout draws continue where they stopped
             state = saved["state"]
             log.info("mlp: resuming from checkpoint after epoch %d", state["epoch"])
     t0 = time.perf_counter()
@@ -247,7 +248,8 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             tmp = checkpoint.with_suffix(".tmp")
             torch.save({"key": key, "model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "gen": gen.get_state(), "state": state}, tmp)
+                        "sched": sched.state_dict(), "gen": gen.get_state(),
+                        "rng": torch.get_rng_state(), "state": state}, tmp)
             tmp.replace(checkpoint)
     seconds = time.perf_counter() - t0
     model.load_state_dict(state["best_state"])

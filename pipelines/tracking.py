@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 
@@ -12,7 +13,14 @@ def setup(params: Params) -> str:
     """Point MLflow at the project's store; create the experiment with an absolute artifact root."""
     import mlflow
 
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(params.tracking_uri)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, or the next project loaded
+    # in this process would take this one's store for a user override.
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     exp = mlflow.get_experiment_by_name(params.project.name)
     if exp is None:  # a tracking server picks its own artifact store; a local store uses ours
         remote = params.tracking_uri.startswith(("http://", "https://"))

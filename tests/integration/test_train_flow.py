@@ -17,13 +17,13 @@ WEEKS = list(range(6))
 
 
 def client_for(project):
-    import mlflow
     from mlflow import MlflowClient
 
+    from pipelines import tracking
     from pipelines.config import load_params
 
     params = load_params(project / "params.yaml")
-    mlflow.set_tracking_uri(params.tracking_uri)
+    tracking.setup(params)  # unlike mlflow.set_tracking_uri, leaves the environment alone
     return MlflowClient(), params.project.name
 
 

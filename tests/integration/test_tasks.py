@@ -90,3 +90,66 @@ def test_regression_on_bike_sharing(tmp_path):
     assert reg["promote"]
     slices = json.loads((params.report_dir("evaluate") / "slices.json").read_text())
     assert {s["level"] for s in slices} >= {"3", "4"}
+
+
+def demo_frame(weeks=4, rows=600):
+    from pipelines.simulate import simulate_week
+
+    return pd.concat([simulate_week(w, rows=rows, seed=3, start=date(2026, 1, 5), drift=False)
+                      for w in range(weeks)], ignore_index=True)
+
+
+def test_rollback_restores_the_previous_champion_and_records_why(tmp_path):
+    from mlflow import MlflowClient
+
+    from pipelines import register
+
+    loose = {"register": {"metric": "auc", "thresholds": {"auc": 0.6}, "margin": -1.0,
+                          "slice_tolerance": 1.0}}
+    params = staged(tmp_path, loose, demo_frame(), "event_time")
+    with pytest.raises(RuntimeError, match="no @champion"):
+        register.rollback(params, "nothing yet")
+    train_evaluate_register(params)
+    with pytest.raises(RuntimeError, match="replaced no earlier champion"):
+        register.rollback(params, "first one")
+    # a different model on the same data: the loose gate promotes it
+    second = params.model_copy(update={"train": params.train.model_copy(update={"seed": 7})})
+    _, _, reg = train_evaluate_register(second)
+    assert reg["promote"] and reg["version"] == 2
+    with pytest.raises(ValueError, match="needs a reason"):
+        register.rollback(params, "  ")
+    out = register.rollback(params, "v2 misbehaves on broker traffic")
+    assert out == {"model": "driftloop-demo", "from": 2, "to": 1,
+                   "reason": "v2 misbehaves on broker traffic"}
+    client = MlflowClient()
+    assert str(register.current_champion(client, "driftloop-demo").version) == "1"
+    assert client.get_model_version("driftloop-demo", "2").tags["rolled_back"].startswith("v2 misb")
+
+
+def test_retraining_the_same_model_is_never_promoted(tmp_path):
+    from pipelines import register
+
+    loose = {"register": {"metric": "auc", "thresholds": {"auc": 0.6}, "margin": -1.0,
+                          "slice_tolerance": 1.0}}
+    params = staged(tmp_path, loose, demo_frame(), "event_time")
+    train_evaluate_register(params)
+    again = register.run(params)  # the very same model registered again
+    assert not again["promote"] and "identical" in again["reason"]
+    assert again["champion_version"] == 1
+
+
+def test_optuna_tuning_logs_each_trial_as_a_nested_run(tmp_path):
+    import mlflow
+
+    from pipelines import train
+
+    params = staged(tmp_path, {"train": {"candidates": ["xgboost"],
+                                         "tuning": {"enabled": True, "n_trials": 4, "timeout_s": 120}},
+                               "register": {"thresholds": {"auc": 0.6}}},
+                    demo_frame(weeks=3, rows=500), "event_time")
+    report = train.run(params)
+    runs = mlflow.search_runs(experiment_names=["driftloop-demo"])
+    trials = runs[runs["tags.mlflow.runName"].str.startswith("trial-")]
+    assert len(trials) == 4
+    assert (trials["tags.mlflow.parentRunId"].notna()).all()
+    assert report["val"]["xgboost"]["auc"] > 0.6

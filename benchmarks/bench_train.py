@@ -71,13 +71,13 @@ def main() -> None:
         y_tr, y_va = target.encode(train[p.data.target]), target.encode(val[p.data.target])
         bare_params = xgb_params(target, hp, device, seed=0)
 
-        def bare():
+        def bare(x_tr=x_tr, y_tr=y_tr, x_va=x_va, y_va=y_va, bare_params=bare_params):
             dtr = xgb.DMatrix(x_tr, label=y_tr, enable_categorical=True)
             dva = xgb.DMatrix(x_va, label=y_va, enable_categorical=True)
             xgb.train(bare_params, dtr, num_boost_round=args.rounds, evals=[(dva, "val")],
                       early_stopping_rounds=args.rounds + 1, verbose_eval=False)
 
-        def ours():
+        def ours(hp=hp):
             train_xgboost(pre, train, val, target, hp, seed=0)
 
         timed(bare, 1)  # warm-up

@@ -49,7 +49,8 @@ def test_multiclass_on_generated_data(tmp_path):
     frames = [simulate_week(w, rows=800, seed=3, start=date(2026, 1, 5), drift=False) for w in range(4)]
     df = pd.concat(frames, ignore_index=True)
     rng = np.random.default_rng(0)
-    score = -(df["credit_score"].fillna(680) - 680) / 60 + 2 * df["debt_to_income"] + rng.normal(0, .5, len(df))
+    noise = rng.normal(0, .5, len(df))
+    score = -(df["credit_score"].fillna(680) - 680) / 60 + 2 * df["debt_to_income"] + noise
     df["tier"] = pd.cut(score, [-np.inf, -0.3, 0.8, np.inf], labels=["low", "mid", "high"]).astype(str)
     params = staged(tmp_path, {"task": "multiclass", "data": {"target": "tier"},
                                "register": {"metric": "macro_f1", "thresholds": {"macro_f1": 0.4}}},

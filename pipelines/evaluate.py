@@ -60,6 +60,33 @@ def curves(y: np.ndarray, proba: np.ndarray, points: int = 200) -> dict[str, pd.
             "pr": thin(pd.DataFrame({"recall": rec, "precision": prec}))}
 
 
+def figures(plots: dict[str, pd.DataFrame], folder) -> None:
+    """PNG versions of the curves, for the MLflow UI (DVC renders the CSVs itself)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    specs = {"roc": ("fpr", "tpr", "ROC"), "pr": ("recall", "precision", "precision-recall"),
+             "calibration": ("predicted", "observed", "reliability"),
+             "residuals": ("actual", "predicted", "predicted vs actual")}
+    for name, (x, y, title) in specs.items():
+        if name not in plots or plots[name].empty:
+            continue
+        fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+        df = plots[name]
+        if name == "residuals":
+            ax.scatter(df[x], df[y], s=2, alpha=.3)
+        else:
+            ax.plot(df[x], df[y], marker="o" if name == "calibration" else None)
+        if name in ("roc", "calibration"):
+            ax.plot([0, 1], [0, 1], ls="--", c="grey")
+        ax.set(xlabel=x, ylabel=y, title=title)
+        fig.tight_layout()
+        fig.savefig(folder / f"{name}.png", metadata={"Software": None})
+        plt.close(fig)
+
+
 def summary_markdown(task: str, result: dict, slices: list[dict], chosen: str) -> str:
     main = [m for m in TASK_METRICS[task] if m in result]
     lines = [f"## Test evaluation ({task}, model: {chosen}, {result['rows']} rows)", "",
@@ -102,6 +129,7 @@ def run(params: Params) -> dict:
     def fill(tmp):
         for name, df in plots.items():
             df.to_csv(tmp / f"{name}.csv", index=False)
+        figures(plots, tmp)
 
     replace_dir(out / "plots", fill)
     write_json(out / "slices.json", slices)

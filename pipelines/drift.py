@@ -1,4 +1,11 @@
-"""drift: Evidently data drift of a batch against the champion's training reference."""
+"""drift: Evidently drift of a batch against the champion's training reference.
+
+Per feature: the effect size by type (Wasserstein for numerical, PSI for discrete numerical,
+Jensen-Shannon for categorical), the noise floor at this batch size and the missing-value
+shares; prediction drift (the champion's scores on the batch vs on the reference); and, when
+labels have landed, the champion's measured performance. Large inputs are subsampled with a
+seed; batches below `drift.min_rows` get "insufficient data" and never count.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,20 @@ import argparse
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from pipelines import tracking
-from pipelines.config import Params, load_params
+from pipelines import drift_stats, tracking
+from pipelines.config import DriftParams, Params, load_params
 from pipelines.io import list_batches, read_table, write_json
 
 log = logging.getLogger(__name__)
 _COLUMN_TEST = re.compile(r"^Value Drift for column (?P<col>.+)$")
+PREDICTION = "champion_score"  # the champion's probability, checked like a feature
+_EVIDENTLY_METHOD = {"wasserstein": "wasserstein", "jensenshannon": "jensenshannon", "psi": "psi"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,10 @@ class ColumnDrift:
     score: float
     threshold: float
     drifted: bool
+    noise_floor: float = 0.0
+    missing_reference: float = 0.0
+    missing_current: float = 0.0
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,35 +75,132 @@ def parse_report(report: dict) -> DriftSummary:
     return DriftSummary(share, count, sorted(cols, key=lambda c: (not c.drifted, c.column)))
 
 
+def judge_columns(summary: DriftSummary, *, floors: dict[str, float],
+                  missing: dict[str, tuple[float, float]], missing_increase: float,
+                  features: list[str]) -> DriftSummary:
+    """Re-judge each feature: its effect size must reach the threshold AND exceed the noise
+    floor for this batch size; a missing share rising by more than `missing_increase` also
+    counts. The share is over `features` only (the prediction column is reported apart)."""
+    cols = []
+    for c in summary.columns:
+        floor = floors.get(c.column, 0.0)
+        m_ref, m_cur = missing.get(c.column, (0.0, 0.0))
+        why = []
+        if c.score >= c.threshold and c.score > floor:
+            why.append(f"{c.method} {c.score:.3f} >= {c.threshold} and > noise {floor:.3f}")
+        if m_cur - m_ref > missing_increase:
+            why.append(f"missing {m_ref:.1%} -> {m_cur:.1%}")
+        cols.append(replace(c, drifted=bool(why), noise_floor=floor, missing_reference=m_ref,
+                            missing_current=m_cur, why="; ".join(why)))
+    feats = [c for c in cols if c.column in features]
+    count = sum(c.drifted for c in feats)
+    return DriftSummary(count / max(len(feats), 1), count,
+                        sorted(cols, key=lambda c: (not c.drifted, c.column)))
+
+
 def decide_drift(summary: DriftSummary | None, *, rows: int, min_rows: int,
                  drift_share: float) -> Verdict:
     """Drift when the share of drifted features reaches `drift_share`; small batches never count."""
     if rows < min_rows or summary is None:
         return Verdict("insufficient_data", f"{rows} rows is below drift.min_rows={min_rows}")
-    drifted = [c.column for c in summary.columns if c.drifted]
+    feats = [c for c in summary.columns if c.column != PREDICTION]
+    drifted = [c.column for c in feats if c.drifted]
     if summary.share >= drift_share:
-        return Verdict("drift", f"{summary.count} of {len(summary.columns)} features drifted "
+        return Verdict("drift", f"{summary.count} of {len(feats)} features drifted "
                                 f"(share {summary.share:.2f} >= {drift_share}): {drifted}")
     return Verdict("no_drift", f"share of drifted features {summary.share:.2f} < {drift_share}"
                                + (f" (drifted: {drifted})" if drifted else ""))
 
 
-def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str],
-                  categorical: list[str], drift_share: float):
-    """Run Evidently's DataDriftPreset; returns (snapshot, parsed summary)."""
+def feature_methods(reference: pd.DataFrame, numerical: list[str], categorical: list[str],
+                    dp: DriftParams) -> dict[str, str]:
+    """Effect size per feature by type: few distinct numbers count as discrete."""
+    methods = {c: dp.cat_method for c in categorical}
+    for c in numerical:
+        few = reference[c].nunique() <= dp.discrete_values
+        methods[c] = dp.discrete_method if few else dp.num_method
+    return methods
+
+
+def subsample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """At most `n` rows, drawn with `seed` (the same input gives the same sample)."""
+    return df if len(df) <= n else df.sample(n, random_state=seed)
+
+
+def _evidently(reference: pd.DataFrame, current: pd.DataFrame, methods: dict[str, str],
+               numerical: list[str], categorical: list[str], dp: DriftParams, extra: list):
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    dd = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    cols = [*numerical, *categorical]
-    snap = Report([DataDriftPreset(drift_share=drift_share)], include_tests=True).run(
+    num = [*numerical, *([PREDICTION] if PREDICTION in current else [])]
+    dd = DataDefinition(numerical_columns=num, categorical_columns=categorical)
+    cols = [*num, *categorical]
+    preset = DataDriftPreset(columns=[*numerical, *categorical], drift_share=dp.drift_share,
+                             per_column_method={c: _EVIDENTLY_METHOD[m] for c, m in methods.items()},
+                             threshold=dp.threshold)
+    snap = Report([preset, *extra], include_tests=True).run(
         current_data=Dataset.from_pandas(current[cols], data_definition=dd),
         reference_data=Dataset.from_pandas(reference[cols], data_definition=dd))
-    return snap, parse_report(snap.dict())
+    return snap
 
 
-def champion_reference(params: Params) -> tuple[pd.DataFrame, str]:
-    """The champion's training rows, from its MLflow run (and its version number)."""
+def check_frames(reference: pd.DataFrame, current: pd.DataFrame, *, numerical: list[str],
+                 categorical: list[str], dp: DriftParams):
+    """Drift of `current` against `reference` (a `champion_score` column in both adds
+    prediction drift). Returns (Evidently snapshot or None, result dict)."""
+    features = [*numerical, *categorical]
+    missing_cols = [c for c in features if c not in current.columns]
+    if missing_cols:
+        raise ValueError(f"the batch lacks feature columns {missing_cols}; it must carry every "
+                         "column of data.numerical and data.categorical in params.yaml")
+    rows = len(current)
+    base = {"rows": rows, "reference_rows": len(reference)}
+    if rows < dp.min_rows:
+        v = decide_drift(None, rows=rows, min_rows=dp.min_rows, drift_share=dp.drift_share)
+        return None, {**base, "status": v.status, "reason": v.reason, "share": None,
+                      "drifted_columns": [], "columns": [], "prediction_drift": None}
+    ref = subsample(reference, dp.max_rows, dp.seed)
+    cur = subsample(current, dp.max_rows, dp.seed)
+    methods = feature_methods(ref, numerical, categorical, dp)
+    extra = []
+    if PREDICTION in cur and PREDICTION in ref:
+        from evidently.metrics import ValueDrift
+
+        methods_all = {**methods, PREDICTION: "wasserstein"}
+        extra.append(ValueDrift(column=PREDICTION, method="wasserstein",
+                                threshold=dp.prediction_threshold))
+    else:
+        methods_all = methods
+    snap = _evidently(ref, cur, methods, numerical, categorical, dp, extra)
+    floors = {c: drift_stats.noise_floor(m, ref[c], len(cur), numerical=c not in categorical,
+                                         rounds=dp.noise_rounds, quantile=dp.noise_quantile,
+                                         seed=dp.seed) for c, m in methods_all.items()}
+    missing = {c: (drift_stats.missing_share(ref[c]), drift_stats.missing_share(cur[c]))
+               for c in methods_all}
+    summary = judge_columns(parse_report(snap.dict()), floors=floors, missing=missing,
+                            missing_increase=dp.missing_increase, features=features)
+    v = decide_drift(summary, rows=rows, min_rows=dp.min_rows, drift_share=dp.drift_share)
+    pred = next((c for c in summary.columns if c.column == PREDICTION), None)
+    return snap, {
+        **base, "sampled_rows": len(cur), "sampled_reference_rows": len(ref),
+        "status": v.status, "reason": v.reason, "share": summary.share,
+        "drifted_columns": [c.column for c in summary.columns
+                            if c.drifted and c.column != PREDICTION],
+        "columns": [asdict(c) for c in summary.columns if c.column != PREDICTION],
+        "prediction_drift": asdict(pred) if pred else None,
+    }
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    reference: pd.DataFrame
+    model: object
+    test_metrics: dict
+
+
+def load_champion(params: Params) -> Champion:
+    """The @champion model, its training rows (from its MLflow run) and its test metrics."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -102,7 +213,18 @@ def champion_reference(params: Params) -> tuple[pd.DataFrame, str]:
                            "flow (prefect deployment run train/weekly) or `dvc repro` first")
     local = mlflow.artifacts.download_artifacts(run_id=champ.run_id,
                                                 artifact_path="reference/reference.parquet")
-    return read_table(Path(local)), champ.version
+    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}@{CHAMPION}")
+    try:
+        test_metrics = json.loads(champ.tags.get("challenger_metrics") or "{}") or {}
+    except json.JSONDecodeError:
+        test_metrics = {}
+    return Champion(champ.version, read_table(Path(local)), model, test_metrics)
+
+
+def champion_reference(params: Params) -> tuple[pd.DataFrame, str]:
+    """The champion's training rows and its version number."""
+    champ = load_champion(params)
+    return champ.reference, champ.version
 
 
 def newest_batch(params: Params) -> Path:
@@ -114,33 +236,67 @@ def newest_batch(params: Params) -> Path:
     return max(files, key=lambda p: p.name)
 
 
+def _with_scores(model, df: pd.DataFrame, features: list[str], seed: int, n: int) -> pd.DataFrame:
+    df = subsample(df, n, seed).copy()
+    df[PREDICTION] = np.asarray(model.predict(df[features]), dtype="float64")
+    return df
+
+
 def run(params: Params, batch: Path | None = None) -> dict:
+    """Check one batch against the champion; write the verdict and the HTML report, log both
+    to MLflow. The retrain policy is applied by the caller (flows/drift_check.py)."""
+    from pipelines import labels
+
     batch = Path(batch) if batch else newest_batch(params)
     current = read_table(batch)
-    reference, version = champion_reference(params)
-    d = params.data
+    champ = load_champion(params)
+    d, dp = params.data, params.drift
+    if len(current) >= dp.min_rows:
+        ref = _with_scores(champ.model, champ.reference, d.features, dp.seed, dp.max_rows)
+        cur = _with_scores(champ.model, current, d.features, dp.seed, dp.max_rows)
+    else:
+        ref, cur = champ.reference, current
+    snap, result = check_frames(ref, cur, numerical=d.numerical, categorical=d.categorical, dp=dp)
+    result["rows"], result["reference_rows"] = len(current), len(champ.reference)
+    metric = params.policy.performance_metric
+    perf = labels.latest_performance(params, version=champ.version, metric=metric)
+    baseline = champ.test_metrics.get(metric)
+    if perf is not None and baseline is not None:
+        perf["champion_test"] = float(baseline)
+        perf["drop"] = float(baseline) - perf["value"]
     out = params.report_dir("drift") / batch.stem
-    summary = None
-    if len(current) >= params.drift.min_rows:
-        snap, summary = compute_drift(reference, current, d.numerical, d.categorical,
-                                      params.drift.drift_share)
-        out.mkdir(parents=True, exist_ok=True)
+    result.update({"batch": batch.name, "champion_version": int(champ.version),
+                   "performance": perf, "report_html": None, "mlflow_run_id": None})
+    out.mkdir(parents=True, exist_ok=True)
+    if snap is not None:
         tmp = out / ".report.html.tmp"
         snap.save_html(str(tmp))
         tmp.replace(out / "report.html")
-    verdict = decide_drift(summary, rows=len(current), min_rows=params.drift.min_rows,
-                           drift_share=params.drift.drift_share)
-    result = {
-        "batch": batch.name, "rows": len(current), "reference_rows": len(reference),
-        "champion_version": int(version), "status": verdict.status, "reason": verdict.reason,
-        "share": summary.share if summary else None,
-        "drifted_columns": [c.column for c in summary.columns if c.drifted] if summary else [],
-        "columns": [asdict(c) for c in summary.columns] if summary else [],
-        "report_html": str(out / "report.html") if summary else None,
-    }
+        result["report_html"] = str(out / "report.html")
     write_json(out / "verdict.json", result)
-    log.info("%s: %s (%s)", batch.name, verdict.status, verdict.reason)
+    result["mlflow_run_id"] = _log_mlflow(out, result)
+    write_json(out / "verdict.json", result)
+    log.info("%s: %s (%s)", batch.name, result["status"], result["reason"])
     return result
+
+
+def _log_mlflow(out: Path, result: dict) -> str:
+    """A small MLflow run per check: the figures as metrics, the report and verdict as files."""
+    import mlflow
+
+    metrics = {"drift_share": result["share"], "rows": result["rows"]}
+    if result["prediction_drift"]:
+        metrics["prediction_drift"] = result["prediction_drift"]["score"]
+    if result["performance"]:
+        metrics[f"labelled_{result['performance']['metric']}"] = result["performance"]["value"]
+    metrics.update({f"drift_{c['column']}": c["score"] for c in result["columns"]})
+    with mlflow.start_run(run_name=f"drift-{Path(result['batch']).stem}",
+                          tags={"driftloop.kind": "drift-check", "batch": result["batch"],
+                                "status": result["status"],
+                                "champion_version": str(result["champion_version"])}) as r:
+        tracking.log_metrics(r.info.run_id, {k: v for k, v in metrics.items() if v is not None})
+        mlflow.log_artifacts(str(out), artifact_path="drift")
+    return r.info.run_id
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("batch", nargs="?", type=Path, help="batch file (default: the newest)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(json.dumps(run(load_params(), args.batch), indent=2))
+    print(json.dumps(run(load_params(), args.batch), indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -20,13 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def score_frame(model, df: pd.DataFrame, *, id_col: str, time_col: str, features: list[str],
-                version: str) -> pd.DataFrame:
-    """Predictions of `model` (a pyfunc returning probabilities) for `df`, keyed by id."""
+                version: str, batch: str = "") -> pd.DataFrame:
+    """Predictions of `model` (a pyfunc returning probabilities) for `df`, keyed by id; `batch`
+    names the window, so labels that land later count for it (pipelines/labels.py)."""
     proba = np.asarray(model.predict(df[features]), dtype="float64")
     return pd.DataFrame({
         id_col: df[id_col].to_numpy(), time_col: df[time_col].to_numpy(),
         "probability": proba, "model_version": str(version),
-        "scored_at": pd.Timestamp(datetime.now(UTC)).tz_localize(None),
+        "scored_at": pd.Timestamp(datetime.now(UTC)).tz_localize(None), "batch": batch,
     })
 
 
@@ -44,7 +45,7 @@ def run(params: Params, batch: Path | None = None) -> dict:
     model = mlflow.pyfunc.load_model(f"models:/{params.project.name}@{CHAMPION}")
     d = params.data
     preds = score_frame(model, read_table(batch), id_col=d.id, time_col=d.time,
-                        features=d.features, version=champ.version)
+                        features=d.features, version=champ.version, batch=batch.stem)
     out = write_parquet(params.path("predictions") / f"{batch.stem}.parquet", preds)
     result = {"batch": batch.name, "rows": len(preds), "model_version": int(champ.version),
               "mean_probability": float(preds["probability"].mean()), "output": str(out)}

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from tests.helpers import _HOME, _PREFECT_PORT, BIN, Stack, free_port
+from driftloop.services import Stack
+from tests.helpers import _HOME, _PREFECT_PORT, BIN, free_port
 
 
 @pytest.fixture(scope="session")

@@ -48,3 +48,63 @@ def test_decide_drift_threshold(share, status):
 def test_small_batches_are_insufficient_data_whatever_the_drift():
     v = decide_drift(summary(1.0), rows=50, min_rows=200, drift_share=0.3)
     assert v.status == "insufficient_data" and "50 rows" in v.reason
+
+
+# --- sample-size awareness: effect size must beat the noise floor -------------------------
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipelines import drift_stats  # noqa: E402
+from pipelines.config import DriftParams  # noqa: E402
+from pipelines.drift import PREDICTION, feature_methods, judge_columns, subsample  # noqa: E402
+
+
+def test_judge_columns_needs_effect_above_threshold_and_noise_and_counts_missing():
+    s = DriftSummary(0.0, 0, [ColumnDrift("a", "wasserstein", 0.3, 0.1, True),
+                              ColumnDrift("b", "wasserstein", 0.15, 0.1, True),
+                              ColumnDrift("c", "psi", 0.01, 0.1, False),
+                              ColumnDrift(PREDICTION, "wasserstein", 0.5, 0.1, True)])
+    out = judge_columns(s, floors={"a": 0.2, "b": 0.2}, missing={"c": (0.02, 0.30)},
+                        missing_increase=0.1, features=["a", "b", "c"])
+    drifted = {c.column: c.drifted for c in out.columns}
+    assert drifted == {"a": True, "b": False, "c": True, PREDICTION: True}
+    assert out.count == 2 and out.share == pytest.approx(2 / 3)  # prediction not in the share
+    assert "missing 2.0% -> 30.0%" in next(c.why for c in out.columns if c.column == "c")
+
+
+def test_noise_floor_shrinks_with_batch_size():
+    ref = pd.Series(np.random.default_rng(0).normal(size=5000))
+    floors = [drift_stats.noise_floor("wasserstein", ref, n, numerical=True, rounds=20,
+                                      quantile=0.95, seed=0) for n in (100, 1000, 5000)]
+    assert floors[0] > floors[1] > floors[2] > 0
+    assert floors[0] > 0.1 > floors[2]  # 100 rows: chance alone passes the default threshold
+
+
+@pytest.mark.parametrize("method,numerical", [("wasserstein", True), ("psi", True),
+                                              ("jensenshannon", False), ("psi", False)])
+def test_statistics_are_zero_for_identical_samples_and_grow_with_shift(method, numerical):
+    rng = np.random.default_rng(1)
+    if numerical:
+        ref, same, shifted = rng.normal(size=4000), None, rng.normal(0.5, 1, 4000)
+    else:
+        ref = rng.choice(list("abcd"), 4000, p=[.4, .3, .2, .1])
+        shifted = rng.choice(list("abcd"), 4000, p=[.1, .2, .3, .4])
+    same = ref.copy()
+    assert drift_stats.statistic(method, ref, same, numerical=numerical) == pytest.approx(0, abs=1e-9)
+    assert drift_stats.statistic(method, ref, shifted, numerical=numerical) > 0.1
+
+
+def test_unknown_method_names_the_params_key():
+    with pytest.raises(ValueError, match="params.yaml drift"):
+        drift_stats.statistic("ks", [1.0, 2.0], [1.0], numerical=True)
+
+
+def test_feature_methods_by_type_and_seeded_subsample():
+    dp = DriftParams(drift_share=0.3, min_rows=10, reference_rows=100, seed=0, discrete_values=5)
+    df = pd.DataFrame({"x": np.linspace(0, 1, 100), "k": np.arange(100) % 3, "c": ["a", "b"] * 50})
+    assert feature_methods(df, ["x", "k"], ["c"], dp) == {"x": "wasserstein", "k": "psi",
+                                                          "c": "jensenshannon"}
+    a, b = subsample(df, 10, 0), subsample(df, 10, 0)
+    assert len(a) == 10 and a.equals(b) and not a.equals(subsample(df, 10, 1))
+    assert subsample(df, 1000, 0) is df

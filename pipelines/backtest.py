@@ -1,0 +1,112 @@
+"""backtest: replay batch files through the drift check and the retrain policy, in name order,
+as if each arrived in turn; say when a retrain would have been asked for and why.
+
+Works on any table: feature types come from params when its columns match, otherwise they
+are inferred from the reference. Nothing is written: the policy state lives in memory. After
+a retrain the reference becomes the batches of the streak that caused it (as if the new model
+had been trained on them and promoted). The clock is the newest `--time` value of each batch,
+or one week per batch without a time column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines import policy as pol
+from pipelines.config import DriftParams, Params, PolicyParams
+from pipelines.drift import check_frames
+from pipelines.io import list_batches, read_table
+
+_ID_LIKE = 0.5  # text columns with more distinct values than this share of rows are ids
+
+
+def infer_features(reference: pd.DataFrame, exclude: list[str]) -> tuple[list[str], list[str]]:
+    """(numerical, categorical) columns of a table; ids, times and free text are left out."""
+    num, cat = [], []
+    for c in reference.columns:
+        s = reference[c]
+        if c in exclude or pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            if s.nunique() <= max(_ID_LIKE * len(s), 1):
+                cat.append(c)
+        else:
+            num.append(c)
+    return num, cat
+
+
+def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
+           numerical: list[str], categorical: list[str], dp: DriftParams, policy: PolicyParams,
+           time_col: str | None = None) -> dict:
+    """{"checks": [...], "retrains": [...]} for batches in the given order (no I/O)."""
+    state, checks, retrains = pol.State(champion="backtest"), [], []
+    clock = datetime(2000, 1, 1, tzinfo=UTC)
+    streak: dict[str, pd.DataFrame] = {}  # the drifted batches of the current streak
+    for name, df in batches:
+        if time_col and time_col in df and df[time_col].notna().any():
+            clock = pd.Timestamp(pd.to_datetime(df[time_col]).max()).tz_localize(None) \
+                .to_pydatetime().replace(tzinfo=UTC)
+        else:
+            clock = clock + timedelta(weeks=1)
+        _, result = check_frames(reference, df, numerical=numerical, categorical=categorical,
+                                 dp=dp)
+        decision, state = pol.decide(state, pol.Check(name, result["status"], "backtest"),
+                                     now=clock, policy=policy)
+        if result["status"] == "drift":
+            streak[name] = df
+        elif result["status"] == "no_drift":
+            streak = {}
+        row = {"batch": name, "at": clock.isoformat(), "rows": result["rows"],
+               "status": result["status"], "share": result["share"],
+               "drifted_columns": result["drifted_columns"], "reason": result["reason"],
+               "action": decision.action, "why": decision.reason}
+        checks.append(row)
+        if decision.action == "retrain":
+            retrains.append({"batch": name, "at": row["at"], "why": decision.reason})
+            reference = pd.concat(list(streak.values())[-policy.consecutive_drift:],
+                                  ignore_index=True)
+            streak = {}
+    return {"checks": checks, "retrains": retrains,
+            "policy": {**policy.model_dump(mode="json"), "state": None},
+            "features": {"numerical": numerical, "categorical": categorical},
+            "final_state": asdict(state)}
+
+
+def run(params: Params, reference: Path, batches: Path, *, target: str | None = None,
+        id_col: str | None = None, time_col: str | None = None) -> dict:
+    ref = read_table(reference)
+    files = list_batches(batches)
+    if not files:
+        raise FileNotFoundError(f"{batches}: no .parquet or .csv batch files; pass the folder "
+                                "that holds them with --batches")
+    exclude = [c for c in (target, id_col, time_col) if c]
+    for c in exclude:
+        if c not in ref:
+            raise ValueError(f"{reference}: no column {c!r} (given as --target/--id/--time); "
+                             f"columns are {list(ref.columns)[:20]}")
+    d = params.data
+    if all(c in ref for c in d.features):
+        num, cat, source = list(d.numerical), list(d.categorical), "params"
+    else:
+        num, cat = infer_features(ref, exclude)
+        source = "inferred from the reference"
+    if target and target in [*num, *cat]:
+        num, cat = [c for c in num if c != target], [c for c in cat if c != target]
+    if not num and not cat:
+        raise ValueError(f"{reference}: no feature columns found; pass a table with numeric or "
+                         "categorical columns besides --target/--id/--time")
+    frames = [(f.name, read_table(f)) for f in files]
+    for name, df in frames:
+        lacking = [c for c in [*num, *cat] if c not in df]
+        if lacking:
+            raise ValueError(f"{batches / name}: lacks feature column(s) {lacking} that "
+                             f"{reference.name} has; every batch needs the reference's columns")
+    out = replay(ref, frames, numerical=num, categorical=cat, dp=params.drift,
+                 policy=params.policy, time_col=time_col)
+    out["features"]["source"] = source
+    out["reference"] = {"file": reference.name, "rows": len(ref)}
+    return out

@@ -1,0 +1,59 @@
+"""Delayed labels: joined by id, they count for the window their rows were scored in."""
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipelines.labels import window_performance
+
+T0 = datetime(2026, 3, 2)
+
+
+def week(name: str, start: datetime, n: int, version: str, seed: int, skill: float):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    proba = np.clip(0.5 + skill * (y - 0.5) + rng.normal(0, 0.25, n), 0, 1)
+    preds = pd.DataFrame({"id": [f"{name}-{i}" for i in range(n)],
+                          "t": [start + timedelta(hours=i) for i in range(n)],
+                          "probability": proba, "model_version": version, "batch": name})
+    labels = pd.DataFrame({"id": preds["id"], "y": y})
+    return preds, labels
+
+
+def perf(preds, labels, as_of, **kw):
+    return window_performance(preds, labels, id_col="id", target="y", time_col="t",
+                              version=kw.get("version", "3"), metric="auc",
+                              min_labels=kw.get("min_labels", 50), as_of=as_of)
+
+
+def test_labels_three_days_late_score_the_window_they_belong_to():
+    pa, la = week("batch_a", T0, 150, "3", 0, skill=0.6)
+    pb, lb = week("batch_b", T0 + timedelta(days=7), 150, "3", 1, skill=0.1)
+    preds = pd.concat([pa, pb])
+    # both windows' labels arrive in one file, each 3 days after its window ended
+    la["labeled_at"] = pa["t"].max() + timedelta(days=3)
+    lb["labeled_at"] = pb["t"].max() + timedelta(days=3)
+    labels = pd.concat([lb, la]).sample(frac=1, random_state=0)  # order must not matter
+
+    assert perf(preds, labels, as_of=pa["t"].max() + timedelta(days=1)) == []
+    (a,) = perf(preds, labels, as_of=pa["t"].max() + timedelta(days=3))
+    expected_a = roc_auc_score(la["y"], pa["probability"])
+    assert a["window"] == "batch_a" and a["labelled"] == 150
+    assert a["value"] == pytest.approx(expected_a)
+    assert a["start"] == str(pa["t"].min()) and a["end"] == str(pa["t"].max())
+
+    rows = perf(preds, labels, as_of=pb["t"].max() + timedelta(days=3))
+    assert [r["window"] for r in rows] == ["batch_a", "batch_b"]
+    assert rows[0]["value"] == pytest.approx(expected_a)  # b's labels did not leak into a
+    assert rows[1]["value"] == pytest.approx(roc_auc_score(lb["y"], pb["probability"]))
+    assert rows[1]["value"] < rows[0]["value"]
+
+
+def test_only_the_champions_predictions_and_enough_labels_count():
+    pa, la = week("batch_a", T0, 150, "2", 0, skill=0.6)
+    pb, lb = week("batch_b", T0, 30, "3", 1, skill=0.6)
+    rows = perf(pd.concat([pa, pb]), pd.concat([la, lb]), as_of=None, version="3")
+    assert rows == [{**rows[0], "window": "batch_b", "labelled": 30, "value": None}]

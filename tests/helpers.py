@@ -81,4 +81,3 @@ def simulate(project: Path, weeks: list[int], drift_from: int | None = None) -> 
 
     return sim_run(load_params(project / "params.yaml"), weeks, drift_from)
 
-

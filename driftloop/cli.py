@@ -111,6 +111,9 @@ def rollback(reason: Annotated[str, typer.Option(help="why: recorded on both ver
 from driftloop import cli_monitor  # noqa: E402
 
 cli_monitor.register(app)
+from driftloop import cli_contract  # noqa: E402
+
+cli_contract.register(app)
 
 
 if __name__ == "__main__":

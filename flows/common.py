@@ -62,6 +62,15 @@ def dvc_stage(stage: str, root: str, trigger: str, reason: str) -> None:
 
 
 @task(tags=["dvc"])
+def dvc_restore(root: str, stages: list[str]) -> None:
+    """After a failed stage, put back the outputs DVC deleted before running it (the last good
+    ones recorded in dvc.lock), so the validated window, splits and model stay as they were."""
+    dvc = str(Path(sys.executable).parent / "dvc")
+    run_logged([dvc, "checkout", "--force", "--allow-missing", *stages], Path(root), stage_env(),
+               "dvc checkout")
+
+
+@task(tags=["dvc"])
 def dvc_push(root: str) -> None:
     dvc = str(Path(sys.executable).parent / "dvc")
     run_logged([dvc, "push", "-q"], Path(root), stage_env(), "dvc push")

@@ -3,7 +3,8 @@
 Each step is the DVC stage of the same name (so dvc.lock records what the run used and
 `dvc repro` alone does the same), run as a named Prefect task with its logs. After a
 successful run the DVC outputs are pushed and the metrics and promotion decision are
-published as a Prefect artifact.
+published as a Prefect artifact. After a failed stage the last good outputs are checked out
+again; a broken data contract is listed in a `contract-failures` artifact.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import TRAIN_STAGES, dvc_push, dvc_stage, project_params
+from flows.common import TRAIN_STAGES, StageFailed, dvc_push, dvc_restore, dvc_stage, project_params
+from pipelines.config import Params
+from pipelines.validate import contract_reason, failures_markdown
 
 
 def summary_markdown(evaluation: str, decision: dict) -> str:
@@ -21,6 +24,25 @@ def summary_markdown(evaluation: str, decision: dict) -> str:
             f"**Decision:** version {decision.get('version')} "
             f"{'promoted to @champion' if decision.get('promote') else 'not promoted'}: "
             f"{decision.get('reason')}\n\n{evaluation}")
+
+
+def on_stage_failure(params: Params, stage: str, exc: StageFailed) -> StageFailed:
+    """Restore the last good outputs from `stage` on; for a broken data contract, publish the
+    failures as an artifact and return a one-line reason for the run's state message."""
+    logger = get_run_logger()
+    restore = [s for s in TRAIN_STAGES[TRAIN_STAGES.index(stage):] if s != "ingest"]
+    if restore:  # never ingest: its raw layer is append-only and must keep new files
+        try:
+            dvc_restore(str(params.root), restore)
+        except StageFailed as err:
+            logger.warning("could not restore earlier outputs: %s", err)
+    report_path = params.report_dir("validate") / "report.json"
+    if stage != "validate" or not report_path.exists():
+        return exc
+    report = json.loads(report_path.read_text())
+    create_markdown_artifact(key="contract-failures", markdown=failures_markdown(report),
+                             description="data contract failures of the training window")
+    return StageFailed(f"stage 'validate' failed: {contract_reason(report)}")
 
 
 @flow(name="train", log_prints=True)
@@ -33,7 +55,10 @@ def train(trigger: str = "schedule", reason: str = "") -> dict:
     for stage in TRAIN_STAGES:
         # a retried train task resumes the MLP from its last epoch checkpoint
         retries = 1 if stage == "train" else 0
-        dvc_stage.with_options(name=stage, retries=retries)(stage, root, trigger, reason)
+        try:
+            dvc_stage.with_options(name=stage, retries=retries)(stage, root, trigger, reason)
+        except StageFailed as exc:
+            raise on_stage_failure(params, stage, exc) from None
     dvc_push(root)
     metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     decision = json.loads((params.report_dir("register") / "decision.json").read_text())

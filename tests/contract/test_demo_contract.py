@@ -3,16 +3,17 @@
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipelines.config import load_params
 from pipelines.simulate import simulate_week
-from pipelines.validate import Validator, failures_from_result, load_suite
+from pipelines.validate import check_frame, validator_for
 
 
 @pytest.fixture(scope="module")
 def validator():
-    return Validator(load_suite(load_params().path("suite")))
+    return validator_for(load_params(), now=pd.Timestamp("2026-06-01"))
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def batch():
 
 
 def fails(validator, df):
-    return failures_from_result("b.parquet", validator.validate(df))
+    return check_frame(validator, df, "b.parquet")
 
 
 def test_good_and_drifted_batches_pass(validator, batch):

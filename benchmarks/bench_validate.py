@@ -1,0 +1,149 @@
+"""Time the validate stage on 1e6 rows x 30 columns against the same checks in plain pandas.
+
+    python benchmarks/bench_validate.py [--rows 1000000] [--batches 10]
+
+Builds a temporary project (the demo suite plus 4 extra numeric columns, row-count bounds
+raised to the batch size), times `pipelines.validate.run(params)` with imports done before
+the clock starts, then the same checks written directly in pandas, and prints the ratio.
+Goal: the stage body under 2 s at 1e6 rows on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRA = [f"extra_{i}" for i in range(4)]
+
+
+def make_project(folder: Path, rows: int, batches: int) -> None:
+    from pipelines.simulate import simulate_week
+
+    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
+    suite = json.loads((ROOT / "expectations/demo.json").read_text())
+    per = rows // batches
+    for e in suite["expectations"]:
+        if e["type"] == "expect_table_row_count_to_be_between":
+            e["kwargs"].update(min_value=1, max_value=per * 2)
+        if e["type"] == "expect_table_columns_to_match_set":
+            e["kwargs"]["column_set"] += EXTRA
+    for col in EXTRA:
+        suite["expectations"] += [
+            {"type": "expect_column_values_to_be_in_type_list", "meta": {"severity": "error"},
+             "kwargs": {"column": col, "type_list": ["float64"]}},
+            {"type": "expect_column_values_to_be_between", "meta": {"severity": "error"},
+             "kwargs": {"column": col, "min_value": -10, "max_value": 10}},
+            {"type": "expect_column_values_to_not_be_null", "meta": {"severity": "error"},
+             "kwargs": {"column": col, "mostly": 0.95}}]
+    (folder / "expectations").mkdir()
+    (folder / "expectations/demo.json").write_text(json.dumps(suite))
+    window = folder / "data/interim/window"
+    window.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for w in range(batches):
+        df = simulate_week(w, rows=per, seed=7, start=date(2026, 1, 5), drift=False)
+        for col in EXTRA:
+            df[col] = rng.normal(0, 1, per)
+        df.to_parquet(window / f"batch_{w:03d}.parquet", index=False)
+
+
+def pandas_checks(df: pd.DataFrame, suite: dict, params: dict) -> int:
+    """The suite's checks written directly in pandas; returns the number that failed."""
+    failed = 0
+    n = len(df)
+    for e in suite["expectations"]:
+        kw, kind = e["kwargs"], e["type"]
+        col = df[kw["column"]] if "column" in kw else None
+        mostly = kw.get("mostly", 1.0)
+        if kind == "expect_table_columns_to_match_set":
+            ok = set(df.columns) == set(kw["column_set"])
+        elif kind == "expect_column_to_exist":
+            ok = kw["column"] in df
+        elif kind == "expect_table_row_count_to_be_between":
+            ok = kw["min_value"] <= n <= kw["max_value"]
+        elif kind == "expect_column_values_to_not_be_null":
+            ok = col.notna().mean() >= mostly
+        elif kind == "expect_column_values_to_be_unique":
+            ok = not col.dropna().duplicated().any()
+        elif kind == "expect_column_values_to_be_in_set":
+            nn = col.dropna()
+            ok = nn.isin(kw["value_set"]).mean() >= mostly if len(nn) else True
+        elif kind == "expect_column_values_to_be_in_type_list":
+            ok = str(col.dtype) in kw["type_list"] or col.dtype.name.startswith("datetime64")
+        elif kind == "expect_column_mean_to_be_between":
+            ok = kw["min_value"] <= col.mean() <= kw["max_value"]
+        elif kind == "expect_column_values_to_be_between":
+            lo, hi = (params.get(v["$PARAMETER"]) if isinstance(v, dict) else v
+                      for v in (kw.get("min_value"), kw.get("max_value")))
+            nn = col.dropna()
+            inside = pd.Series(True, index=nn.index)
+            if lo is not None:
+                inside &= nn >= lo
+            if hi is not None:
+                inside &= nn <= hi
+            ok = inside.mean() >= mostly if len(nn) else True
+        else:
+            raise ValueError(f"no pandas version of {kind}")
+        failed += not ok
+    return failed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batches", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N")
+    args = ap.parse_args()
+
+    import great_expectations  # noqa: F401  (imports excluded from the timing)
+
+    from pipelines.config import load_params
+    from pipelines.contract import time_parameters
+    from pipelines.io import list_batches, read_table
+    from pipelines.validate import load_suite, run
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-validate-"))
+    try:
+        make_project(folder, args.rows, args.batches)
+        params = load_params(folder / "params.yaml")
+        now = pd.Timestamp("2026-06-01")
+        cols = len(read_table(list_batches(params.path("window"))[0]).columns)
+        stage = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            summary = run(params, now=now)
+            stage.append(time.perf_counter() - t)
+        assert summary["passed"], summary["failures"]
+
+        suite = load_suite(params.path("suite"))
+        tp = time_parameters(now, max_age_days=params.validate_.max_age_days,
+                             clock_skew_minutes=params.validate_.clock_skew_minutes)
+        plain = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            frames = [read_table(p) for p in list_batches(params.path("window"))]
+            failed = sum(pandas_checks(df, suite, tp) for df in frames)
+            pd.concat(frames, ignore_index=True).to_parquet(folder / "plain.parquet", index=False)
+            plain.append(time.perf_counter() - t)
+        assert failed == 0
+        s, p = min(stage), min(plain)
+        print(f"rows={summary['rows']:,} columns={cols} batches={args.batches} "
+              f"expectations={len(suite['expectations'])}")
+        print(f"validate stage (GX, read + check + write): {s:.2f} s (best of {args.repeat})")
+        print(f"same checks in plain pandas (read + check + write): {p:.2f} s")
+        print(f"ratio stage / pandas: {s / p:.1f}x; goal stage < 2 s: {'met' if s < 2 else 'NOT met'}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""`driftloop validate`, `driftloop contract init`, `driftloop quarantine list|release`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.config import ParamsError, load_params
+
+contract_app = typer.Typer(help="Draft data contracts (Great Expectations suites).",
+                           no_args_is_help=True)
+quarantine_app = typer.Typer(help="Batches the contract rejected.", no_args_is_help=True)
+ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml (default: nearest)")]
+
+
+def _params(path: Path | None, required: bool = True):
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        if not required:
+            return None
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def validate(
+    file: Annotated[Path, typer.Argument(help="a .parquet or .csv batch file")],
+    suite: Annotated[Path | None, typer.Option(help="suite JSON (default: paths.suite)")] = None,
+    params: ParamsOpt = None,
+) -> None:
+    """Run the contract on one file; touches no state. Exit 0 pass, 1 fail, 2 unreadable."""
+    import pandas as pd
+
+    from pipelines.config import ValidateParams
+    from pipelines.contract import time_parameters
+    from pipelines.io import DataFileError, read_table
+    from pipelines.validate import Validator, check_frame, is_blocking, leakage_failures, load_suite
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    p = _params(params, required=suite is None)
+    vp = p.validate_ if p else ValidateParams()
+    try:
+        s = load_suite(suite or p.path("suite"))
+        df = read_table(file)
+    except (ValueError, DataFileError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    meta = s.get("meta") or {}  # a drafted suite names its target, id and time columns
+    own = (meta.get("target"), meta.get("id"), meta.get("time"))
+    target = p.data.target if p and suite is None else own[0]
+    features = p.data.features if p and suite is None else [c for c in df.columns if c not in own]
+    validator = Validator(s, time_parameters(pd.Timestamp.now(tz="UTC"), max_age_days=vp.max_age_days,
+                                             clock_skew_minutes=vp.clock_skew_minutes))
+    failures = check_frame(validator, df, file.name)
+    if target:
+        failures += leakage_failures(vp, df, target, features, batch=file.name)
+    blocking = [f for f in failures if is_blocking(f, vp.fail_on)]
+    for f in failures:
+        typer.echo(f"{'ERROR' if f in blocking else 'warn '} {f.line()}", err=f in blocking)
+    typer.echo(f"{file}: {len(df)} rows, {len(blocking)} blocking failure(s), "
+               f"{len(failures) - len(blocking)} warning(s): {'FAIL' if blocking else 'pass'}")
+    raise typer.Exit(1 if blocking else 0)
+
+
+@contract_app.command("init")
+def init(
+    data: Annotated[Path, typer.Argument(help="reference .parquet or .csv file")],
+    target: Annotated[str, typer.Option(help="target column")],
+    id: Annotated[str | None, typer.Option("--id", help="unique row id column")] = None,
+    time: Annotated[str | None, typer.Option(help="event time column")] = None,
+    out: Annotated[Path | None, typer.Option(help="suite path (default: expectations/<file>.json)")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing suite")] = False,
+) -> None:
+    """Draft a suite from a reference file (types, null rates, ranges with margin, category sets,
+    row counts) for a person to review."""
+    from pipelines.contract import draft_suite
+    from pipelines.io import DataFileError, read_table, write_json
+
+    out = out or Path("expectations") / f"{data.stem}.json"
+    if out.exists() and not force:
+        typer.echo(f"error: {out} exists; pass --force to overwrite it or --out another path", err=True)
+        raise typer.Exit(1)
+    try:
+        df = read_table(data)
+    except DataFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    missing = [c for c in (target, id, time) if c and c not in df.columns]
+    if missing:
+        typer.echo(f"error: {data}: no column(s) {missing}; columns are {list(df.columns)}", err=True)
+        raise typer.Exit(2)
+    suite = draft_suite(df, name=out.stem, target=target, id_col=id, time_col=time)
+    write_json(out, suite)
+    typer.echo(f"wrote {out}: {len(suite['expectations'])} expectations from {len(df)} rows of "
+               f"{data}; review the bounds, then `driftloop validate <file> --suite {out}`")
+
+
+@quarantine_app.command("list")
+def list_cmd(params: ParamsOpt = None,
+             as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
+    """Quarantined batches, with their first failed check."""
+    from pipelines.quarantine import list_quarantined
+
+    rows = list_quarantined(_params(params).path("quarantine"))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no quarantined batches")
+    for r in rows:
+        typer.echo(f"{r['batch']}: {', '.join(r['files'])}: {r['failed_checks']} failed check(s); "
+                   f"{r['first']}")
+
+
+@quarantine_app.command("release")
+def release_cmd(batch: Annotated[str, typer.Argument(help="batch name (folder under data/quarantine)")],
+                params: ParamsOpt = None) -> None:
+    """Put a fixed batch file back into landing; the next run ingests and validates it again."""
+    from pipelines.quarantine import QuarantineError, release
+
+    p = _params(params)
+    try:
+        dst = release(p.path("quarantine"), batch, p.path("landing"))
+    except QuarantineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"released {batch} -> {dst}; the next training run picks it up")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+    app.add_typer(contract_app, name="contract")
+    app.add_typer(quarantine_app, name="quarantine")

@@ -1,0 +1,136 @@
+"""Pure contract logic: leakage AUC, drafting, failure rows, quarantine moves, reasons, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.contract import auc, draft_suite, explain, leaky_features, single_feature_auc, time_parameters
+from pipelines.quarantine import QuarantineError, list_quarantined, quarantine, release, render_html
+from pipelines.simulate import simulate_week
+from pipelines.validate import contract_reason, failures_markdown
+
+
+def frame(rows=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, rows)
+    return pd.DataFrame({"noise": rng.normal(size=rows), "status": np.where(y == 1, "gone", "stayed"),
+                         "mirror": y * 2.0 + rng.normal(0, 0.01, rows),
+                         "row_id": [f"r{i}" for i in range(rows)], "y": y})
+
+
+def test_auc_matches_known_orderings():
+    y = np.array([0, 0, 1, 1])
+    assert auc(np.array([0.1, 0.2, 0.8, 0.9]), y) == 1.0
+    assert auc(np.array([0.9, 0.8, 0.2, 0.1]), y) == 0.0
+    assert auc(np.array([0.5, 0.5, 0.5, 0.5]), y) == 0.5
+
+
+def test_leakage_names_leaky_columns_but_not_noise_or_ids():
+    df = frame()
+    found = dict(leaky_features(df, "y", ["noise", "status", "mirror", "row_id"], max_auc=0.98,
+                                sample_rows=10_000, seed=0))
+    assert set(found) == {"status", "mirror"} and min(found.values()) > 0.99
+    assert single_feature_auc(df["row_id"], df["y"].astype(float)) < 0.6  # ids do not "leak"
+    assert leaky_features(df.assign(y=df["y"] + df["noise"]), "y", ["mirror"], max_auc=0.98,
+                          sample_rows=10_000, seed=0) == []  # not a binary target
+
+
+def test_time_parameters_bound_events_around_now():
+    p = time_parameters(pd.Timestamp("2026-06-01", tz="UTC"), max_age_days=10, clock_skew_minutes=5)
+    assert p["latest_event_time"] == pd.Timestamp("2026-06-01 00:05")
+    assert p["earliest_event_time"] == pd.Timestamp("2026-05-22")
+
+
+def test_explain_gives_rows_and_values():
+    df = pd.DataFrame({"a": [1.0, 99.0, np.nan, np.inf], "s": ["x", "7", None, "y"]})
+    assert explain(df, "expect_column_values_to_be_between", {"column": "a", "max_value": 10}, 20) \
+        == ([99.0, "inf"], [1, 3])
+    assert explain(df, "expect_column_values_to_not_be_null", {"column": "s"}, 20) == ([None], [2])
+    assert explain(df, "expect_column_values_to_be_in_type_list",
+                   {"column": "s", "type_list": ["float64"]}, 20) == (["x", "y"], [0, 3])
+
+
+def test_draft_suite_has_every_kind_of_check():
+    df = simulate_week(0, rows=500, seed=1, start=date(2026, 1, 5), drift=False)
+    suite = draft_suite(df, name="d", target="default", id_col="application_id", time_col="event_time")
+    kinds = {(e["type"], e["kwargs"].get("column"), e["meta"]["severity"]) for e in suite["expectations"]}
+    assert ("expect_column_values_to_be_unique", "application_id", "error") in kinds
+    assert ("expect_column_values_to_not_be_null", "default", "error") in kinds
+    assert ("expect_column_mean_to_be_between", "default", "error") in kinds
+    assert ("expect_column_values_to_be_in_set", "channel", "warn") in kinds
+    assert ("expect_column_values_to_be_between", "age", "error") in kinds
+    (rng,) = [e for e in suite["expectations"] if e["kwargs"].get("column") == "age"
+              and e["type"] == "expect_column_values_to_be_between" and e["meta"]["severity"] == "error"]
+    lo, hi = df["age"].min(), df["age"].max()
+    assert rng["kwargs"]["min_value"] < lo and rng["kwargs"]["max_value"] > hi
+    assert suite["meta"]["target"] == "default"
+
+
+def report(batch="batch_x.parquet"):
+    return {"batch": batch, "quarantined": ["data/quarantine/batch_x"], "failures": [
+        {"batch": batch, "check": "expect_column_values_to_be_between", "column": "age",
+         "severity": "error", "unexpected_count": 2, "unexpected_percent": 0.4,
+         "sample_values": [150.0, "<b>"], "rows": [3, 8], "detail": "", "blocking": True,
+         "line": f"{batch}: expect_column_values_to_be_between failed on column 'age'"}]}
+
+
+def test_reason_is_one_line_naming_batch_column_and_place():
+    reason = contract_reason(report())
+    assert "\n" not in reason and "batch_x.parquet" in reason and "'age'" in reason
+    assert "data/quarantine/batch_x" in reason
+    md = failures_markdown(report())
+    assert "| **error** | batch_x.parquet |" in md and "row 3: 150.0" in md
+
+
+def test_html_report_is_self_contained_and_escaped():
+    html = render_html(report())
+    assert "<script" not in html and "http" not in html and "&lt;b&gt;" in html
+    assert "row 3: 150.0" in html
+
+
+def test_quarantine_then_release_moves_the_same_bytes(tmp_path):
+    raw, window, q, landing = (tmp_path / d for d in ("raw", "window", "q", "landing"))
+    raw.mkdir()
+    window.mkdir()
+    (raw / "batch_x.parquet").write_bytes(b"PAR1 data")
+    (window / "batch_x.parquet").hardlink_to(raw / "batch_x.parquet")
+    folder = quarantine([raw / "batch_x.parquet", window / "batch_x.parquet"], q / "batch_x", report())
+    assert not (raw / "batch_x.parquet").exists() and not (window / "batch_x.parquet").exists()
+    assert json.loads((folder / "report.json").read_text())["failures"][0]["column"] == "age"
+    assert [r["batch"] for r in list_quarantined(q)] == ["batch_x"]
+    dst = release(q, "batch_x", landing)
+    assert dst.read_bytes() == b"PAR1 data" and list_quarantined(q) == []
+    assert (folder / "released-report.json").exists()
+    with pytest.raises(QuarantineError, match="already released"):
+        release(q, "batch_x", landing)
+
+
+def test_cli_contract_init_validate_and_force(tmp_path):
+    from driftloop.cli import app
+
+    df = simulate_week(0, rows=800, seed=1, start=date(2026, 1, 5), drift=False)
+    df.to_parquet(tmp_path / "ref.parquet")
+    fresh = simulate_week(1, rows=800, seed=1, start=date(2026, 1, 5), drift=False)
+    fresh.to_parquet(tmp_path / "fresh.parquet")
+    fresh.assign(age=fresh["age"] * 100).to_parquet(tmp_path / "bad.parquet")
+    (tmp_path / "junk.csv").write_bytes(b"\xff\xfe\x00a,b")
+    out = tmp_path / "s.json"
+    cli = CliRunner()
+    args = ["contract", "init", str(tmp_path / "ref.parquet"), "--target", "default", "--id",
+            "application_id", "--time", "event_time", "--out", str(out)]
+    assert cli.invoke(app, args).exit_code == 0 and out.exists()
+    again = cli.invoke(app, args)
+    assert again.exit_code == 1 and "--force" in again.output
+    assert cli.invoke(app, [*args, "--force"]).exit_code == 0
+    ok = cli.invoke(app, ["validate", str(tmp_path / "fresh.parquet"), "--suite", str(out)])
+    assert ok.exit_code == 0, ok.output
+    bad = cli.invoke(app, ["validate", str(tmp_path / "bad.parquet"), "--suite", str(out)])
+    assert bad.exit_code == 1 and "bad.parquet" in bad.output and "'age'" in bad.output
+    junk = cli.invoke(app, ["validate", str(tmp_path / "junk.csv"), "--suite", str(out)])
+    assert junk.exit_code == 2 and "not UTF-8" in junk.output

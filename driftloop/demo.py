@@ -18,7 +18,8 @@ from driftloop.services import Stack
 
 DEMO_PROJECT = "driftloop-demo"
 DEMO_STATE = ("data/raw", "data/interim", "data/validated", "data/splits", "data/predictions",
-              "data/quarantine", "models", "reports", "mlruns.db", "mlartifacts", "dvc.lock")
+              "data/quarantine", "data/monitoring", "data/labels", "models", "reports", "mlruns.db",
+              "mlartifacts", "dvc.lock", "dvc-remote")
 
 
 def say(msg: str) -> None:

@@ -48,7 +48,7 @@ def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> Non
             logger.info(line)
             tail.append(line)
     if proc.wait() != 0:
-        errors = [t for t in tail if t.startswith(("validate:", "  - ")) or "rror" in t]
+        errors = [t for t in tail if t.startswith(("validate:", "ingest:", "  - ")) or "rror" in t]
         raise StageFailed(f"{what} failed (exit {proc.returncode}): "
                           + ("\n".join(errors[-12:]) or "\n".join(tail)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +51,15 @@ def _span(path: Path, time_col: str) -> BatchSpan:
     return BatchSpan(path.name, t.min(), t.max())
 
 
-def land(landing: Path, raw: Path) -> list[Path]:
-    """Move new files from landing into raw; an existing raw file is never overwritten."""
+def land(landing: Path, raw: Path, time_col: str, quarantine_dir: Path) -> tuple[list[Path], list[str]]:
+    """Move new files from landing into raw; an existing raw file is never overwritten.
+
+    A file that cannot be read (truncated, not UTF-8, no time column) never enters raw: it
+    goes to quarantine with a report, and its error is returned."""
+    from pipelines.quarantine import batch_key, quarantine
+
     raw.mkdir(parents=True, exist_ok=True)
-    moved = []
+    moved, rejected = [], []
     for src in list_batches(landing):
         dst = raw / src.name
         if dst.exists():
@@ -61,16 +67,28 @@ def land(landing: Path, raw: Path) -> list[Path]:
                 f"{src}: a batch named {src.name} is already in {raw}; raw files are immutable: "
                 "rename the new file (e.g. add a suffix) and land it again"
             )
+        try:
+            _span(src, time_col)
+        except IngestError as exc:
+            folder = quarantine([src], quarantine_dir / batch_key(src.name), {
+                "batch": src.name, "stage": "ingest", "passed": False,
+                "failures": [{"batch": src.name, "check": "readable", "column": time_col,
+                              "severity": "error", "detail": str(exc)}]})
+            rejected.append(f"{exc} (moved to {folder}; fix it, then `driftloop quarantine release "
+                            f"{batch_key(src.name)}`)")
+            continue
         shutil.move(src, dst)
         moved.append(dst)
-    return moved
+    return moved, rejected
 
 
 def run(params: Params) -> dict:
     raw, window_dir = params.path("raw"), params.path("window")
-    moved = land(params.path("landing"), raw)
+    moved, rejected = land(params.path("landing"), raw, params.data.time, params.path("quarantine"))
     for p in moved:
         log.info("landed %s", p.name)
+    if rejected:
+        raise IngestError("unreadable batch file(s) quarantined:\n  - " + "\n  - ".join(rejected))
     spans = [_span(p, params.data.time) for p in list_batches(raw)]
     chosen = select_window(spans, params.ingest.window_weeks)
     if not chosen:
@@ -96,7 +114,11 @@ def run(params: Params) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(load_params())
+    try:
+        run(load_params())
+    except IngestError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

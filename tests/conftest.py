@@ -11,6 +11,14 @@ from driftloop.services import Stack
 from tests.helpers import _HOME, _PREFECT_PORT, BIN, free_port
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_mlflow_store():
+    """Each test's project uses its own MLflow store: no URI may leak from one test to the next."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
     """A real `prefect server start` for the session, on a free port."""

@@ -195,3 +195,25 @@ def test_leakage_guard_names_the_column_and_blocks_when_set_to_error(project, tm
         run(params, now=NOW)
     # a window-level problem: no single batch is to blame, so nothing is quarantined
     assert not params.path("quarantine").exists()
+
+
+@pytest.mark.parametrize("name,content", [
+    ("batch_2026-03-30.parquet", b"PAR1\x00\x01truncated"),
+    ("batch_2026-03-30.csv", "application_id,event_time\nA1,2026-03-30\nA2,caf\xe9\n".encode("latin-1")),
+])
+def test_unreadable_landed_file_is_quarantined_at_ingest(tmp_path, name, content):
+    """A file that cannot even be read never enters raw: ingest quarantines it and stops."""
+    from pipelines import ingest
+    from pipelines.config import load_params
+    from tests.helpers import make_project
+
+    project = make_project(tmp_path / "p")
+    params = load_params(project / "params.yaml")
+    (params.path("landing") / name).write_bytes(content)
+    with pytest.raises(ingest.IngestError, match=name) as err:
+        ingest.run(params)
+    assert "quarantine release" in str(err.value)
+    kept = params.path("quarantine") / name.rsplit(".", 1)[0] / name
+    assert kept.read_bytes() == content  # byte for byte, nothing lost
+    assert not (params.path("raw") / name).exists()
+    assert (kept.parent / "report.json").exists() and (kept.parent / "report.html").exists()

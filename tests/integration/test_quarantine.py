@@ -34,14 +34,14 @@ def digests(project) -> dict:
 
 
 def champion(project):
-    import mlflow
     from mlflow import MlflowClient
 
+    from pipelines import tracking
     from pipelines.config import load_params
     from pipelines.register import current_champion
 
     params = load_params(project / "params.yaml")
-    mlflow.set_tracking_uri(params.tracking_uri)
+    tracking.setup(params)  # leaves MLFLOW_TRACKING_URI alone for the next test
     champ = current_champion(MlflowClient(), params.project.name)
     return champ.version if champ else None
 

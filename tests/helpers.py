@@ -81,3 +81,16 @@ def simulate(project: Path, weeks: list[int], drift_from: int | None = None) -> 
 
     return sim_run(load_params(project / "params.yaml"), weeks, drift_from)
 
+
+
+def deploy_project(project: Path, prefect_port: int):
+    """Deploy `project`'s prefect.yaml to the test server and start a process worker for it."""
+    from driftloop.services import Stack
+
+    stack = Stack(project, prefect_port=prefect_port)
+    env = {**os.environ, "DRIFTLOOP_ROOT": str(project),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    stack.env = lambda: env
+    stack.deploy()
+    stack.start_worker()
+    return stack

@@ -4,14 +4,12 @@ train/weekly runs, then a drifted batch makes drift-check trigger a second train
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
-from driftloop.services import Stack
-from tests.helpers import BIN, make_project, simulate
+from tests.helpers import BIN, deploy_project, make_project, simulate
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory, prefect_api):
     project = make_project(tmp_path_factory.mktemp("e2e"))
-    stack = Stack(project, prefect_port=prefect_api.prefect_port)
-    env = {**os.environ, "DRIFTLOOP_ROOT": str(project),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    stack.env = lambda: env
-    stack.deploy()
-    stack.start_worker()
+    stack = deploy_project(project, prefect_api.prefect_port)
     yield project, stack
     stack.stop()
 

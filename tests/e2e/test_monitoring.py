@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from driftloop.services import Stack
-from tests.helpers import BIN, make_project
+from tests.helpers import deploy_project, make_project
 
 pytestmark = pytest.mark.slow
 POLICY = {"consecutive_drift": 2, "cooldown_hours": 24, "max_per_week": 2}
@@ -29,12 +28,7 @@ POLICY = {"consecutive_drift": 2, "cooldown_hours": 24, "max_per_week": 2}
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory, prefect_api):
     project = make_project(tmp_path_factory.mktemp("monitoring"), {"policy": POLICY})
-    stack = Stack(project, prefect_port=prefect_api.prefect_port)
-    env = {**os.environ, "DRIFTLOOP_ROOT": str(project),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    stack.env = lambda: env
-    stack.deploy()
-    stack.start_worker()
+    stack = deploy_project(project, prefect_api.prefect_port)
     old = os.environ.get("DRIFTLOOP_PARAMS")
     os.environ["DRIFTLOOP_PARAMS"] = str(project / "params.yaml")  # in-process drift checks
     yield project, stack

@@ -10,13 +10,10 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
+from driftloop.services import OFFLINE_ENV
 from pipelines.config import Params, find_params, load_params
 
 TRAIN_STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
-OFFLINE_ENV = {
-    "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1",
-    "GX_ANALYTICS_ENABLED": "false", "OMP_WAIT_POLICY": "PASSIVE",
-}
 
 
 class StageFailed(RuntimeError):

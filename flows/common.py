@@ -50,27 +50,29 @@ def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> Non
                           + ("\n".join(errors[-12:]) or "\n".join(tail)))
 
 
+def _dvc(*args: str) -> list[str]:
+    """A dvc command line using the dvc of this interpreter's environment."""
+    return [str(Path(sys.executable).parent / "dvc"), *args]
+
+
 @task(tags=["dvc"])
 def dvc_stage(stage: str, root: str, trigger: str, reason: str) -> None:
     """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed."""
     env = stage_env(DRIFTLOOP_TRIGGER=trigger, DRIFTLOOP_TRIGGER_REASON=reason)
-    dvc = str(Path(sys.executable).parent / "dvc")
-    run_logged([dvc, "repro", "--single-item", stage], Path(root), env, f"stage {stage!r}")
+    run_logged(_dvc("repro", "--single-item", stage), Path(root), env, f"stage {stage!r}")
 
 
 @task(tags=["dvc"])
 def dvc_restore(root: str, stages: list[str]) -> None:
     """After a failed stage, put back the outputs DVC deleted before running it (the last good
     ones recorded in dvc.lock), so the validated window, splits and model stay as they were."""
-    dvc = str(Path(sys.executable).parent / "dvc")
-    run_logged([dvc, "checkout", "--force", "--allow-missing", *stages], Path(root), stage_env(),
+    run_logged(_dvc("checkout", "--force", "--allow-missing", *stages), Path(root), stage_env(),
                "dvc checkout")
 
 
 @task(tags=["dvc"])
 def dvc_push(root: str) -> None:
-    dvc = str(Path(sys.executable).parent / "dvc")
-    run_logged([dvc, "push", "-q"], Path(root), stage_env(), "dvc push")
+    run_logged(_dvc("push", "-q"), Path(root), stage_env(), "dvc push")
 
 
 def resolve_batch(params: Params, batch: str | None) -> Path | None:

@@ -94,3 +94,19 @@ def deploy_project(project: Path, prefect_port: int):
     stack.deploy()
     stack.start_worker()
     return stack
+
+
+def training_frames(train_rows: int, val_rows: int, seed: int):
+    """(params, preprocessor, train, val, target) on simulated demo data, for learner tests."""
+    from datetime import date
+
+    from pipelines.config import load_params
+    from pipelines.features import Preprocessor
+    from pipelines.models import Target
+    from pipelines.simulate import simulate_week
+
+    p = load_params(ROOT / "params.yaml")
+    train = simulate_week(0, rows=train_rows, seed=seed, start=date(2026, 1, 5), drift=False)
+    val = simulate_week(1, rows=val_rows, seed=seed, start=date(2026, 1, 5), drift=False)
+    pre = Preprocessor.fit(train, p.data.numerical, p.data.categorical)
+    return p, pre, train, val, Target.fit("binary", train[p.data.target])

@@ -1,24 +1,17 @@
 """Both learners on CUDA (AMP for the MLP); skipped cleanly when no CUDA device is visible."""
 
-from datetime import date
 
 import pytest
 
-from pipelines.config import load_params
-from pipelines.features import Preprocessor
-from pipelines.models import Target, train_mlp, train_xgboost
-from pipelines.simulate import simulate_week
+from pipelines.models import train_mlp, train_xgboost
+from tests.helpers import training_frames
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
 def data():
-    p = load_params()
-    train = simulate_week(0, rows=20000, seed=1, start=date(2026, 1, 5), drift=False)
-    val = simulate_week(1, rows=5000, seed=1, start=date(2026, 1, 5), drift=False)
-    pre = Preprocessor.fit(train, p.data.numerical, p.data.categorical)
-    return p, pre, train, val, Target.fit("binary", train[p.data.target])
+    return training_frames(20000, 5000, seed=1)
 
 
 def test_xgboost_runs_on_cuda(data):

@@ -1,24 +1,17 @@
 """The learners on small generated data: determinism, checkpoint resume, weights, targets."""
 
-from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import load_params
-from pipelines.features import Preprocessor
 from pipelines.models import Target, predict, train_mlp, train_xgboost
-from pipelines.simulate import simulate_week
+from tests.helpers import training_frames
 
 
 @pytest.fixture(scope="module")
 def setup():
-    p = load_params()
-    train = simulate_week(0, rows=1500, seed=2, start=date(2026, 1, 5), drift=False)
-    val = simulate_week(1, rows=500, seed=2, start=date(2026, 1, 5), drift=False)
-    pre = Preprocessor.fit(train, p.data.numerical, p.data.categorical)
-    return p, pre, train, val, Target.fit("binary", train["default"])
+    return training_frames(1500, 500, seed=2)
 
 
 def mlp_params(p, **kw):

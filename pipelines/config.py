@@ -69,6 +69,7 @@ class ValidateParams(_Frozen):
     max_age_days: int = Field(1095, gt=0)        # events older than this break the contract
     clock_skew_minutes: int = Field(5, ge=0)     # events up to this far in the future are tolerated
     leakage: LeakageParams = LeakageParams()
+    workers: int = Field(0, ge=0)                # processes checking batches; 0: one per core
 
 
 class SplitParams(_Frozen):

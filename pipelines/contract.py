@@ -1,6 +1,7 @@
 """Data-contract logic around the Great Expectations suite (pure: frames in, values out).
 
-- `prepare_frame`: the dtypes GE should see (categoricals as `category`, a CSV time column parsed);
+- `prepare_frame`, `gx_suite`: the dtypes GE should see (categoricals as `category`, a CSV time
+  column parsed) and the suite adjusted to them;
 - `explain`: which rows broke a failed expectation, with their values (GE's SUMMARY has no rows);
 - `leaky_features`: features that predict the target almost perfectly on their own;
 - `draft_suite`: a first suite drafted from a reference frame, for a person to review.
@@ -8,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -41,28 +43,66 @@ def _typed_columns(suite: dict, types: list[str]) -> set[str]:
             and set(e["kwargs"]["type_list"]) & set(types)}
 
 
-def prepare_frame(df: pd.DataFrame, suite: dict, categories: bool = True
-                  ) -> tuple[pd.DataFrame, set[str]]:
-    """A shallow copy with text columns of categorical sets as `category` (GE checks them
-    several times faster) and text columns the suite types as datetimes parsed, when every
-    value parses (otherwise the type check fails and `explain` names the bad values).
-
-    Also returns the columns turned into `category`: they were `object`, which their type
-    check allows, and GE cannot match a categorical dtype against a type list."""
-    out = df.copy(deep=False)
+def categorical_text_columns(suite: dict) -> set[str]:
+    """Text columns with an allowed set: GE gets them as pandas categoricals (several times
+    faster to check, and parquet stores them dictionary-encoded anyway)."""
     in_set = {e["kwargs"]["column"] for e in suite["expectations"]
               if e["type"] == "expect_column_values_to_be_in_set"}
-    converted = set()
-    for col in in_set & _typed_columns(suite, STRING_TYPES) if categories else ():
+    return in_set & _typed_columns(suite, STRING_TYPES)
+
+
+def gx_suite(suite: dict) -> dict:
+    """The suite as handed to GE: each expectation's position in `suite` kept in its meta
+    (`suite_index`), and the type checks of categorical text columns left out: GE cannot
+    match a pandas categorical against a type list, so `text_type_errors` checks them."""
+    cats = categorical_text_columns(suite)
+    out = {k: v for k, v in suite.items() if k != "expectations"}
+    out["expectations"] = [
+        {**copy.deepcopy(e), "meta": {**(e.get("meta") or {}), "suite_index": i}}
+        for i, e in enumerate(suite["expectations"])
+        if not (e["type"] == "expect_column_values_to_be_in_type_list"
+                and e["kwargs"]["column"] in cats)]
+    return out
+
+
+def text_type_errors(df: pd.DataFrame, suite: dict) -> list[tuple[dict, int, str]]:
+    """(expectation, unexpected rows, detail) for each type check of a categorical text column
+    that fails: a column of another dtype, or categories that are not text (GE's per-value
+    check, done once per distinct value)."""
+    out = []
+    cats = categorical_text_columns(suite)
+    for e in suite["expectations"]:
+        col = e["kwargs"].get("column")
+        if e["type"] != "expect_column_values_to_be_in_type_list" or col not in cats or col not in df:
+            continue
+        s = df[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            bad = [c for c in s.cat.categories if not isinstance(c, str)]
+            if bad:
+                out.append((e, int(s.isin(bad).sum()), "values that are not text in a text column"))
+        elif s.dtype == object:
+            n = int((s.notna() & s.map(lambda v: not isinstance(v, str))).sum())
+            if n:
+                out.append((e, n, "values that are not text in a text column"))
+        elif s.notna().any() or str(s.dtype) not in e["kwargs"]["type_list"]:
+            out.append((e, int(s.notna().sum()), f"column type {s.dtype}, expected text"))
+    return out
+
+
+def prepare_frame(df: pd.DataFrame, suite: dict, categories: bool = True) -> pd.DataFrame:
+    """A shallow copy with text columns of categorical sets as `category` (GE checks them
+    several times faster) and text columns the suite types as datetimes parsed, when every
+    value parses (otherwise the type check fails and `explain` names the bad values)."""
+    out = df.copy(deep=False)
+    for col in categorical_text_columns(suite) if categories else ():
         if col in out and out[col].dtype == object:
             out[col] = out[col].astype("category")
-            converted.add(col)
     for col in _typed_columns(suite, DATETIME_TYPES):
         if col in out and out[col].dtype == object:
             parsed = pd.to_datetime(out[col], errors="coerce", format="mixed")
             if parsed.notna().sum() == out[col].notna().sum():
                 out[col] = parsed
-    return out, converted
+    return out
 
 
 def _unparseable(s: pd.Series, types: list[str]) -> pd.Series:

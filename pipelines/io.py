@@ -6,11 +6,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 
@@ -46,6 +49,10 @@ def write_parquet(path: Path, df: pd.DataFrame) -> Path:
     return _atomic(path, lambda p: df.to_parquet(p, index=False))
 
 
+def write_arrow(path: Path, table: pa.Table) -> Path:
+    return _atomic(path, lambda p: pq.write_table(table, p))
+
+
 def write_csv(path: Path, df: pd.DataFrame) -> Path:
     return _atomic(path, lambda p: df.to_csv(p, index=False))
 
@@ -71,15 +78,11 @@ def replace_dir(path: Path, fill: Callable[[Path], None]) -> Path:
     return path
 
 
-def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a parquet or CSV batch file; any failure names the file and the fix."""
-    path = Path(path)
-    if path.suffix not in TABLE_SUFFIXES:
-        raise DataFileError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
+@contextmanager
+def _reading(path: Path):
+    """Turn any read failure into a DataFileError that names the file and the fix."""
     try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path, columns=columns)
-        return pd.read_csv(path, usecols=columns, encoding="utf-8")
+        yield
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
@@ -94,6 +97,34 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
             f"{path}: cannot be read as {path.suffix[1:]} ({type(exc).__name__}: {exc}); "
             "the file is corrupt or truncated: re-deliver it"
         ) from None
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix not in TABLE_SUFFIXES:
+        raise DataFileError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a parquet or CSV batch file; any failure names the file and the fix."""
+    path = Path(path)
+    _check_suffix(path)
+    with _reading(path):
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path, columns=columns)
+        return pd.read_csv(path, usecols=columns, encoding="utf-8")
+
+
+def read_arrow(path: Path, dictionary: Iterable[str] = ()) -> pa.Table:
+    """Read a parquet batch as an Arrow table, with the text columns named in `dictionary`
+    dictionary-encoded (they become pandas categoricals: no Python string per row). Same
+    errors as `read_table`."""
+    path = Path(path)
+    _check_suffix(path)
+    with _reading(path):
+        schema = pq.read_schema(path)
+        text = [c for c in dictionary if c in schema.names
+                and (pa.types.is_string(t := schema.field(c).type) or pa.types.is_large_string(t))]
+        return pq.read_table(path, read_dictionary=text)
 
 
 def list_batches(folder: Path) -> list[Path]:

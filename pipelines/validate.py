@@ -11,16 +11,37 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import multiprocessing
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.config import Params, ValidateParams, load_params
-from pipelines.contract import explain, leaky_features, prepare_frame, resolve, time_parameters
-from pipelines.io import DataFileError, list_batches, read_table, write_json, write_parquet, write_text
+from pipelines.contract import (
+    categorical_text_columns,
+    explain,
+    gx_suite,
+    leaky_features,
+    prepare_frame,
+    resolve,
+    text_type_errors,
+    time_parameters,
+)
+from pipelines.io import (
+    DataFileError,
+    list_batches,
+    read_arrow,
+    read_table,
+    write_arrow,
+    write_json,
+    write_text,
+)
 from pipelines.quarantine import batch_key, quarantine
 
 log = logging.getLogger(__name__)
@@ -140,28 +161,33 @@ class Validator:
         ctx = gx.get_context(mode="ephemeral")
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.suite_dict = suite
+        self.categorical = categorical_text_columns(suite)
         self.parameters = parameters or {}
-        self.suite = ctx.suites.add(gx.ExpectationSuite(**copy.deepcopy(suite)))
+        self.suite = ctx.suites.add(gx.ExpectationSuite(**gx_suite(suite)))
         self.batch_def = (ctx.data_sources.add_pandas("pandas").add_dataframe_asset("batch")
                           .add_batch_definition_whole_dataframe("whole"))
 
-    def validate(self, df: pd.DataFrame) -> dict:
-        batch = self.batch_def.get_batch(batch_parameters={"dataframe": df})
-        first = batch.validate(self.suite, result_format={"result_format": "BOOLEAN_ONLY"},
-                               expectation_parameters=self.parameters).to_json_dict()
-        failed = {r["expectation_config"].get("id") for r in first["results"] if not r["success"]}
+    def _run(self, df: pd.DataFrame, suite: Any, result_format: dict) -> Any:
+        # the validator `Batch.validate` builds, without fetching (and fingerprinting) the batch
+        # a second time: GX hashes every row of the frame on each fetch
+        from great_expectations.validator.v1_validator import Validator as GxValidator
+
+        return GxValidator(batch_definition=self.batch_def, result_format=result_format,
+                           batch_parameters={"dataframe": df}).validate_expectation_suite(
+            suite, expectation_parameters=self.parameters)
+
+    def failed(self, df: pd.DataFrame) -> list[dict]:
+        """Results (JSON) of the expectations that fail on `df`, with counts and samples."""
+        first = self._run(df, self.suite, {"result_format": "BOOLEAN_ONLY"})
+        failed = {r.expectation_config.id for r in first.results if not r.success}
         if not failed:
-            return first
+            return []
         originals = [e for e in self.suite.expectations if e.id in failed]
         again = self._gx.ExpectationSuite(name=f"{self.suite.name}-failed",
                                           expectations=[copy.copy(e) for e in originals])
-        for e, orig in zip(again.expectations, originals, strict=True):
-            e.id = orig.id  # so each detailed result maps back to its suite entry
-        detail = batch.validate(again, result_format={
-            "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_VALUES},
-            expectation_parameters=self.parameters).to_json_dict()
-        kept = [r for r in first["results"] if r["success"]]
-        return {**first, "results": kept + detail["results"]}
+        detail = self._run(df, again, {"result_format": "SUMMARY",
+                                       "partial_unexpected_count": SAMPLE_VALUES})
+        return [r.to_json_dict() for r in detail.results if not r.success]
 
 
 def validator_for(params: Params, suite: dict | None = None, now: pd.Timestamp | None = None
@@ -173,23 +199,27 @@ def validator_for(params: Params, suite: dict | None = None, now: pd.Timestamp |
         clock_skew_minutes=vp.clock_skew_minutes))
 
 
+def _with_samples(f: Failure, frame: pd.DataFrame, cfg: dict, parameters: dict) -> Failure:
+    values, rows = explain(frame, f.check, resolve(cfg["kwargs"], parameters), SAMPLE_VALUES)
+    return Failure(**{**asdict(f), "sample_values": values, "rows": rows}) if rows else f
+
+
 def check_frame(validator: Validator, df: pd.DataFrame, batch: str) -> list[Failure]:
     """Failures of one batch, each with up to SAMPLE_VALUES offending values and their rows."""
-    frame, as_category = prepare_frame(df, validator.suite_dict)
-    by_id = {e.id: cfg for e, cfg in zip(validator.suite.expectations,
-                                         validator.suite_dict["expectations"], strict=True)}
+    frame = prepare_frame(df, validator.suite_dict)
+    suite = validator.suite_dict["expectations"]
     out = []
-    for r in validator.validate(frame)["results"]:
+    for r in validator.failed(frame):
         for f in failures_from_result(batch, {"results": [r]}):
-            if f.check == "expect_column_values_to_be_in_type_list" and f.column in as_category:
-                continue  # was `object`, which the type list allows
-            cfg = by_id.get(r["expectation_config"].get("id"))
-            if cfg is not None:
-                values, rows = explain(frame, f.check, resolve(cfg["kwargs"], validator.parameters),
-                                       SAMPLE_VALUES)
-                if rows:
-                    f = Failure(**{**asdict(f), "sample_values": values, "rows": rows})
-            out.append(f)
+            index = (r["expectation_config"].get("meta") or {}).get("suite_index")
+            out.append(f if index is None
+                       else _with_samples(f, frame, suite[index], validator.parameters))
+    for cfg, count, detail in text_type_errors(frame, validator.suite_dict):
+        f = Failure(batch=batch, check=cfg["type"], column=cfg["kwargs"]["column"],
+                    severity=(cfg.get("meta") or {}).get("severity", "error"),
+                    unexpected_count=count, unexpected_percent=100 * count / max(len(frame), 1),
+                    detail=detail)
+        out.append(_with_samples(f, frame, cfg, validator.parameters))
     return out
 
 
@@ -247,44 +277,147 @@ def failures_markdown(report: dict) -> str:
             "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
-def run(params: Params, now: pd.Timestamp | None = None) -> dict:
+PARALLEL_MIN_ROWS = 200_000  # below this, forking workers costs more than it saves
+BatchData = pa.Table | pd.DataFrame
+_SHARED: tuple[Validator, list[tuple[str, BatchData]]] | None = None  # read by forked workers
+
+
+def plan_workers(requested: int, batches: int, rows: int, cores: int,
+                 min_rows: int = PARALLEL_MIN_ROWS) -> int:
+    """How many processes check the batches (pure): 0 means one per core, and a small
+    window is always checked in this process."""
+    if requested == 1 or batches < 2 or rows < min_rows:
+        return 1
+    return max(1, min(requested or cores, batches))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def read_batch(path: Path, suite: dict) -> BatchData:
+    """A batch as read: parquet as an Arrow table with the categorical text columns
+    dictionary-encoded, CSV as a DataFrame. Raises DataFileError."""
+    if path.suffix == ".parquet":
+        return read_arrow(path, categorical_text_columns(suite))
+    return read_table(path)
+
+
+def _rows(data: BatchData) -> int:
+    return data.num_rows if isinstance(data, pa.Table) else len(data)
+
+
+def ge_frame(data: BatchData) -> pd.DataFrame:
+    return data.to_pandas() if isinstance(data, pa.Table) else data
+
+
+def output_table(data: BatchData, suite: dict) -> pa.Table:
+    """A batch as it goes into the validated window: text columns plain again, a CSV time
+    column parsed, no pandas index metadata (the batches are concatenated)."""
+    if isinstance(data, pd.DataFrame):
+        table = pa.Table.from_pandas(prepare_frame(data, suite, categories=False),
+                                     preserve_index=False)
+    else:
+        table = data
+        for i, f in enumerate(table.schema):
+            if pa.types.is_dictionary(f.type):
+                table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table.replace_schema_metadata(None)
+
+
+def window_table(tables: dict[str, pa.Table], report: Path) -> pa.Table:
+    try:
+        return pa.concat_tables(list(tables.values()), promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        types = {n: {f.name: str(f.type) for f in t.schema} for n, t in tables.items()}
+        first, *rest = types.items()
+        differ = sorted({c for _, cols in rest for c, t in cols.items() if first[1].get(c) != t})
+        raise ContractError([Failure(
+            WINDOW, "window_column_types_agree", ", ".join(differ) or None, "error", None, None,
+            detail=f"the batches passed one by one but column types differ between them ({exc}); "
+                   "re-export the odd batch with the same types as the others")], report) from None
+
+
+def leakage_frame(table: pa.Table, columns: list[str], sample_rows: int, seed: int
+                  ) -> pd.DataFrame:
+    """The rows `leaky_features` samples (the same as DataFrame.sample), taken in Arrow
+    before any row becomes a Python object."""
+    if table.num_rows > sample_rows:
+        table = table.take(np.random.RandomState(seed).choice(table.num_rows, size=sample_rows,
+                                                               replace=False))
+    return table.select([c for c in dict.fromkeys(columns) if c in table.column_names]).to_pandas()
+
+
+def _check_shared(i: int) -> list[Failure]:
+    validator, items = _SHARED
+    name, data = items[i]
+    return check_frame(validator, ge_frame(data), name)
+
+
+def check_batches(validator: Validator, items: list[tuple[str, BatchData]], workers: int
+                  ) -> list[list[Failure]]:
+    """Failures of each batch. With workers > 1, forked processes share the batches already
+    read (copy-on-write) and each runs GE on its share; the results are the same."""
+    global _SHARED
+    if workers <= 1 or not sys.platform.startswith("linux"):
+        return [check_frame(validator, ge_frame(d), n) for n, d in items]
+    _SHARED = (validator, items)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_check_shared, range(len(items)), chunksize=1)
+    finally:
+        _SHARED = None
+
+
+def run(params: Params, now: pd.Timestamp | None = None,
+        parallel_min_rows: int = PARALLEL_MIN_ROWS) -> dict:
     vp = params.validate_
     report_dir = params.report_dir("validate")
+    report = report_dir / "report.json"
     suite_path = params.path("suite")
     stamp = pd.Timestamp.now(tz="UTC").tz_localize(None)
     validator = validator_for(params, load_suite(suite_path), now or stamp)
+    suite = validator.suite_dict
     failures: list[Failure] = []
-    frames: dict[str, pd.DataFrame] = {}
+    items: list[tuple[str, BatchData]] = []
     batches = list_batches(params.path("window"))
     for path in batches:
         try:
-            df = read_table(path)
+            items.append((path.name, read_batch(path, suite)))
         except DataFileError as exc:
             failures.append(unreadable(path.name, exc))
-            continue
-        failures += check_frame(validator, df, path.name)
-        frames[path.name] = prepare_frame(df, validator.suite_dict, categories=False)[0]
-    if frames:
-        window = pd.concat(frames.values(), ignore_index=True)
-        failures += leakage_failures(vp, window, params.data.target, params.data.features)
+    rows = {name: _rows(d) for name, d in items}
+    workers = plan_workers(vp.workers, len(items), sum(rows.values()), _cores(), parallel_min_rows)
+    for found in check_batches(validator, items, workers):
+        failures += found
+    bad = sorted({f.batch for f in failures if is_blocking(f, vp.fail_on)})
+    good = {name: output_table(d, suite) for name, d in items if name not in bad}
+    items.clear()
+    window = window_table(good, report) if good else None
+    if window is not None:
+        lk = vp.leakage
+        sample = leakage_frame(window, [params.data.target, *params.data.features],
+                               lk.sample_rows, lk.seed)
+        failures += leakage_failures(vp, sample, params.data.target, params.data.features)
     blocking = [f for f in failures if is_blocking(f, vp.fail_on)]
-    bad = sorted({f.batch for f in blocking if f.batch != WINDOW})
     quarantined = []
     for name in bad:
         folder = quarantine([params.path("raw") / name, params.path("window") / name],
                             params.path("quarantine") / batch_key(name), {
             "batch": name, "file": f"{params.paths.raw}/{name}", "suite": str(params.paths.suite),
-            "rows": len(frames[name]) if name in frames else None, "quarantined_at": stamp.isoformat(),
+            "rows": rows.get(name), "quarantined_at": stamp.isoformat(),
             "release": f"driftloop quarantine release {batch_key(name)}",
             "failures": [f.as_dict() for f in failures if f.batch == name]})
         quarantined.append(str(folder.relative_to(params.root)))
-        frames.pop(name, None)
     summary = {
-        "batches": len(batches), "rows": int(sum(len(f) for f in frames.values())),
-        "passed": not blocking, "quarantined": quarantined,
+        "batches": len(batches), "rows": window.num_rows if window is not None else 0,
+        "passed": not blocking, "quarantined": quarantined, "workers": workers,
         "failures": [{**f.as_dict(), "blocking": is_blocking(f, vp.fail_on)} for f in failures],
     }
-    write_json(report_dir / "report.json", summary)
+    write_json(report, summary)
     write_text(report_dir / "report.md", "\n".join(
         ["# Data contract", "", f"passed: {not blocking}", ""] + [f"- {f.line()}" for f in failures]
         + [""] + [f"quarantined: {q}" for q in quarantined]
@@ -292,13 +425,14 @@ def run(params: Params, now: pd.Timestamp | None = None) -> dict:
     for f in failures:
         (log.error if f in blocking else log.warning)("%s", f.line())
     if blocking:
-        raise ContractError(blocking, report_dir / "report.json", quarantined)
-    if not frames:
+        raise ContractError(blocking, report, quarantined)
+    if window is None:
         raise ContractError([Failure(WINDOW, "window_has_batches", None, "error", None, None,
                                      detail=f"no batch files in {params.paths.window}; run ingest")],
-                            report_dir / "report.json")
-    write_parquet(params.path("validated"), pd.concat(frames.values(), ignore_index=True))
-    log.info("contract passed on %d batches, %d rows", summary["batches"], summary["rows"])
+                            report)
+    write_arrow(params.path("validated"), window)
+    log.info("contract passed on %d batches, %d rows (%d worker(s))", summary["batches"],
+             summary["rows"], workers)
     return summary
 
 

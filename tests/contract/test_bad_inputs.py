@@ -112,6 +112,7 @@ MATRIX = {
     "header-only CSV": (csv(lambda d: d.iloc[:0]), None, "observed value 0"),
     "truncated parquet": ((".parquet", truncated), None, "corrupt or truncated"),
     "non-UTF-8 CSV": ((".csv", latin1), None, "not UTF-8"),
+    "numbers in a text column": (parquet(lambda d: d.assign(region=7)), "region", "row 0: 7"),
     "future timestamps": (parquet(with_values("event_time", [1], pd.Timestamp("2027-01-01"))),
                           "event_time", "2027-01-01T00:00:00"),
 }
@@ -168,6 +169,55 @@ def test_ten_times_larger_batch_is_a_warning_not_an_error(project):
 def test_good_csv_batch_passes_with_its_time_column_parsed(project):
     add_batch(project, BAD + ".csv", lambda p: good().to_csv(p, index=False))
     assert run(project, now=NOW)["passed"]
+    window = pd.read_parquet(project.path("validated"))
+    assert len(window) == 1200 and pd.api.types.is_datetime64_any_dtype(window["event_time"])
+    assert window["region"].map(type).eq(str).all()  # text again, not categorical codes
+    expected = pd.concat([good(0), good()], ignore_index=True)
+    assert window["application_id"].tolist() == expected["application_id"].tolist()
+    assert window["region"].tolist() == expected["region"].tolist()
+
+
+def _copy_project(params, dest: Path):
+    """The same project (params, suite, raw and window batches) under another folder."""
+    for rel in ("params.yaml", "expectations", params.paths.raw, params.paths.window):
+        src = params.root / rel
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / rel)
+    return load_params(dest / "params.yaml")
+
+
+def _workers(params, n: int):
+    raw = yaml.safe_load((params.root / "params.yaml").read_text())
+    raw["validate"]["workers"] = n
+    (params.root / "params.yaml").write_text(yaml.safe_dump(raw))
+    return load_params(params.root / "params.yaml")
+
+
+def _outcome(params):
+    try:
+        summary = run(params, now=NOW, parallel_min_rows=0)
+    except ContractError:
+        summary = json.loads((params.report_dir("validate") / "report.json").read_text())
+    out = params.path("validated")
+    return summary, (pd.read_parquet(out) if out.exists() else None)
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_forked_workers_give_the_same_verdicts_and_window(project, tmp_path, bad):
+    add_batch(project, "batch_2026-01-12.csv", lambda p: good(1).to_csv(p, index=False))
+    add_batch(project, "batch_2026-01-19.parquet", lambda p: good(2, rows=6000).to_parquet(p))
+    if bad:
+        add_batch(project, "batch_2026-01-26.parquet",
+                  lambda p: with_values("age", [8], 150.0)(good(3)).to_parquet(p))
+    (tmp_path / "twin").mkdir()
+    twin = _workers(_copy_project(project, tmp_path / "twin"), 2)
+    (one, window_one), (two, window_two) = _outcome(_workers(project, 1)), _outcome(twin)
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert {**one, "workers": 0} == {**two, "workers": 0}
+    assert one["passed"] is not bad and len(one["failures"]) == 1 + bad
+    if bad:
+        assert window_one is None and window_two is None
+    else:
+        pd.testing.assert_frame_equal(window_one, window_two)
 
 
 def test_fail_on_warn_makes_warnings_block(project, tmp_path):

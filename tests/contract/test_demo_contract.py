@@ -33,7 +33,8 @@ def test_good_and_drifted_batches_pass(validator, batch):
 
 def test_missing_column_is_named(validator, batch):
     f = fails(validator, batch.drop(columns=["income"]))
-    assert any(x.check == "expect_column_to_exist" and x.column == "income" for x in f)
+    assert any(x.check == "expect_table_columns_to_match_set" and x.column == "income"
+               and "missing columns ['income']" in x.line() for x in f)
     assert all(x.severity == "error" for x in f)
 
 

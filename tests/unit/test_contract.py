@@ -10,10 +10,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.contract import auc, draft_suite, explain, leaky_features, single_feature_auc, time_parameters
+from pipelines.contract import (
+    auc,
+    draft_suite,
+    explain,
+    gx_suite,
+    leaky_features,
+    single_feature_auc,
+    text_type_errors,
+    time_parameters,
+)
 from pipelines.quarantine import QuarantineError, list_quarantined, quarantine, release, render_html
 from pipelines.simulate import simulate_week
-from pipelines.validate import contract_reason, failures_markdown
+from pipelines.validate import contract_reason, failures_markdown, plan_workers
 
 
 def frame(rows=2000, seed=0):
@@ -134,3 +143,41 @@ def test_cli_contract_init_validate_and_force(tmp_path):
     assert bad.exit_code == 1 and "bad.parquet" in bad.output and "'age'" in bad.output
     junk = cli.invoke(app, ["validate", str(tmp_path / "junk.csv"), "--suite", str(out)])
     assert junk.exit_code == 2 and "not UTF-8" in junk.output
+
+
+def _suite():
+    def e(kind, **kw):
+        return {"type": f"expect_{kind}", "kwargs": kw, "meta": {"severity": "error"}}
+    return {"name": "s", "expectations": [
+        e("column_values_to_be_in_type_list", column="city", type_list=["object", "str"]),
+        e("column_values_to_be_in_set", column="city", value_set=["Oslo", "Rome"]),
+        e("column_values_to_be_in_type_list", column="note", type_list=["object", "str"]),
+        e("column_values_to_be_in_type_list", column="n", type_list=["int64"])]}
+
+
+def test_gx_suite_hands_text_type_checks_of_categoricals_to_driftloop_and_keeps_positions():
+    out = gx_suite(_suite())
+    # `city` has an allowed set, so GE gets it as a categorical and its type check stays here
+    assert [(e["kwargs"]["column"], e["meta"]["suite_index"]) for e in out["expectations"]] == [
+        ("city", 1), ("note", 2), ("n", 3)]
+    assert "suite_index" not in _suite()["expectations"][1]["meta"]
+
+
+def test_text_type_errors_name_numbers_in_a_text_column():
+    ok = pd.DataFrame({"city": pd.Categorical(["Oslo", "Rome", None])})
+    assert text_type_errors(ok, _suite()) == []
+    mixed = pd.DataFrame({"city": pd.Categorical(["Oslo", 7, 7])})
+    ((cfg, count, detail),) = text_type_errors(mixed, _suite())
+    assert cfg["kwargs"]["column"] == "city" and count == 2 and "not text" in detail
+    numbers = pd.DataFrame({"city": [1.5, None]})
+    ((_, count, detail),) = text_type_errors(numbers, _suite())
+    assert count == 1 and "float64" in detail
+
+
+def test_plan_workers_forks_only_for_large_windows_of_several_batches():
+    assert plan_workers(0, batches=10, rows=1_000_000, cores=2) == 2
+    assert plan_workers(0, batches=10, rows=1_000, cores=2) == 1
+    assert plan_workers(0, batches=1, rows=1_000_000, cores=8) == 1
+    assert plan_workers(1, batches=10, rows=1_000_000, cores=8) == 1
+    assert plan_workers(4, batches=3, rows=1_000_000, cores=2) == 3
+    assert plan_workers(0, batches=10, rows=10, cores=4, min_rows=0) == 4

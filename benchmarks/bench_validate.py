@@ -1,6 +1,6 @@
 """Time the validate stage on 1e6 rows x 30 columns against the same checks in plain pandas.
 
-    python benchmarks/bench_validate.py [--rows 1000000] [--batches 10]
+    python benchmarks/bench_validate.py [--rows 1000000] [--batches 10] [--workers 0]
 
 Builds a temporary project (the demo suite plus 4 extra numeric columns, row-count bounds
 raised to the batch size), times `pipelines.validate.run(params)` with imports done before
@@ -25,10 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTRA = [f"extra_{i}" for i in range(4)]
 
 
-def make_project(folder: Path, rows: int, batches: int) -> None:
+def make_project(folder: Path, rows: int, batches: int, workers: int = 0) -> None:
+    import yaml
+
     from pipelines.simulate import simulate_week
 
-    shutil.copy(ROOT / "params.yaml", folder / "params.yaml")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["validate"]["workers"] = workers
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     suite = json.loads((ROOT / "expectations/demo.json").read_text())
     per = rows // batches
     for e in suite["expectations"]:
@@ -101,6 +105,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batches", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="validate.workers: 0 one process per core, 1 no extra processes")
     ap.add_argument("--repeat", type=int, default=3, help="best of N")
     args = ap.parse_args()
 
@@ -113,7 +119,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-validate-"))
     try:
-        make_project(folder, args.rows, args.batches)
+        make_project(folder, args.rows, args.batches, args.workers)
         params = load_params(folder / "params.yaml")
         now = pd.Timestamp("2026-06-01")
         cols = len(read_table(list_batches(params.path("window"))[0]).columns)
@@ -137,7 +143,7 @@ def main() -> None:
         assert failed == 0
         s, p = min(stage), min(plain)
         print(f"rows={summary['rows']:,} columns={cols} batches={args.batches} "
-              f"expectations={len(suite['expectations'])}")
+              f"expectations={len(suite['expectations'])} workers={summary['workers']}")
         print(f"validate stage (GX, read + check + write): {s:.2f} s (best of {args.repeat})")
         print(f"same checks in plain pandas (read + check + write): {p:.2f} s")
         print(f"ratio stage / pandas: {s / p:.1f}x; goal stage < 2 s: {'met' if s < 2 else 'NOT met'}")

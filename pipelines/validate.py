@@ -328,17 +328,28 @@ def output_table(data: BatchData, suite: dict) -> pa.Table:
     return table.replace_schema_metadata(None)
 
 
-def window_table(tables: dict[str, pa.Table], report: Path) -> pa.Table:
+def window_table(tables: dict[str, pa.Table]) -> tuple[pa.Table | None, list[Failure]]:
+    """The passing batches as one table, or a window-level failure when their column types
+    cannot be reconciled (numeric widths and null columns are promoted)."""
+    if not tables:
+        return None, []
     try:
-        return pa.concat_tables(list(tables.values()), promote_options="permissive")
+        return pa.concat_tables(list(tables.values()), promote_options="permissive"), []
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        types = {n: {f.name: str(f.type) for f in t.schema} for n, t in tables.items()}
-        first, *rest = types.items()
-        differ = sorted({c for _, cols in rest for c, t in cols.items() if first[1].get(c) != t})
-        raise ContractError([Failure(
+        differ = [c for c in dict.fromkeys(c for t in tables.values() for c in t.column_names)
+                  if not _joinable([t.schema.field(c) for t in tables.values() if c in t.column_names])]
+        return None, [Failure(
             WINDOW, "window_column_types_agree", ", ".join(differ) or None, "error", None, None,
-            detail=f"the batches passed one by one but column types differ between them ({exc}); "
-                   "re-export the odd batch with the same types as the others")], report) from None
+            detail=f"the batches pass one by one but their column types differ ({exc}); "
+                   "re-export the odd batch with the same types as the others")]
+
+
+def _joinable(fields: list[pa.Field]) -> bool:
+    try:
+        pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive")
+        return True
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return False
 
 
 def leakage_frame(table: pa.Table, columns: list[str], sample_rows: int, seed: int
@@ -396,7 +407,8 @@ def run(params: Params, now: pd.Timestamp | None = None,
     bad = sorted({f.batch for f in failures if is_blocking(f, vp.fail_on)})
     good = {name: output_table(d, suite) for name, d in items if name not in bad}
     items.clear()
-    window = window_table(good, report) if good else None
+    window, mismatch = window_table(good)
+    failures += mismatch
     if window is not None:
         lk = vp.leakage
         sample = leakage_frame(window, [params.data.target, *params.data.features],

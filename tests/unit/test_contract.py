@@ -22,7 +22,7 @@ from pipelines.contract import (
 )
 from pipelines.quarantine import QuarantineError, list_quarantined, quarantine, release, render_html
 from pipelines.simulate import simulate_week
-from pipelines.validate import contract_reason, failures_markdown, plan_workers
+from pipelines.validate import contract_reason, failures_markdown, plan_workers, window_table
 
 
 def frame(rows=2000, seed=0):
@@ -181,3 +181,16 @@ def test_plan_workers_forks_only_for_large_windows_of_several_batches():
     assert plan_workers(1, batches=10, rows=1_000_000, cores=8) == 1
     assert plan_workers(4, batches=3, rows=1_000_000, cores=2) == 3
     assert plan_workers(0, batches=10, rows=10, cores=4, min_rows=0) == 4
+
+
+def test_window_promotes_compatible_types_and_names_columns_that_cannot_be_joined():
+    import pyarrow as pa
+
+    ints = pa.table({"n": pa.array([1, 2]), "s": pa.array(["a", "b"])})
+    floats = pa.table({"n": pa.array([0.5, None]), "s": pa.array([None, None], pa.null())})
+    window, problems = window_table({"a": ints, "b": floats})
+    assert problems == [] and window.column("n").to_pylist() == [1.0, 2.0, 0.5, None]
+    clash = pa.table({"n": pa.array([1.0, 2.0]), "s": pa.array([1.5, 2.5])})
+    window, (problem,) = window_table({"a": ints, "c": clash})
+    assert window is None and problem.column == "s" and problem.severity == "error"
+    assert window_table({}) == (None, [])

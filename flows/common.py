@@ -13,6 +13,7 @@ from prefect import get_run_logger, task
 from driftloop.services import OFFLINE_ENV
 from pipelines.config import Params, find_params, load_params
 
+MLFLOW_STAGES = ("train", "evaluate", "register")  # their outputs name MLflow runs and versions
 TRAIN_STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
 
 
@@ -57,9 +58,13 @@ def _dvc(*args: str) -> list[str]:
 
 @task(tags=["dvc"])
 def dvc_stage(stage: str, root: str, trigger: str, reason: str) -> None:
-    """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed."""
+    """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed.
+
+    The stages that write to MLflow never take their outputs from DVC's run cache: a cached
+    copy names an MLflow run that may be gone (a reset store) and would log into an old run."""
     env = stage_env(DRIFTLOOP_TRIGGER=trigger, DRIFTLOOP_TRIGGER_REASON=reason)
-    run_logged(_dvc("repro", "--single-item", stage), Path(root), env, f"stage {stage!r}")
+    no_cache = ["--no-run-cache"] if stage in MLFLOW_STAGES else []
+    run_logged(_dvc("repro", "--single-item", *no_cache, stage), Path(root), env, f"stage {stage!r}")
 
 
 @task(tags=["dvc"])

@@ -105,6 +105,8 @@ def run(params: Params) -> dict:
 
     task, d = params.task, params.data
     train_report = json.loads((params.report_dir("train") / "metrics.json").read_text())
+    tracking.setup(params)
+    tracking.require_run(train_report["run_id"], f"{params.paths.reports}/train/metrics.json")
     test = read_table(params.path("splits") / "test.parquet")
     model = mlflow.pyfunc.load_model(str(params.path("model")))
     y = encode_target(test[d.target], task, train_report.get("classes"))
@@ -136,7 +138,6 @@ def run(params: Params) -> dict:
     write_text(out / "summary.md", summary_markdown(task, result, slices, train_report["chosen"]))
     write_json(out / "metrics.json", result)
 
-    tracking.setup(params)
     flat = {f"test_{k}": v for k, v in result.items() if isinstance(v, float)}
     tracking.log_metrics(train_report["run_id"], flat)
     with mlflow.start_run(run_id=train_report["run_id"]):

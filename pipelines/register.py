@@ -140,6 +140,7 @@ def run(params: Params) -> dict:
     train_report = json.loads((params.report_dir("train") / "metrics.json").read_text())
     challenger = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     tracking.setup(params)
+    tracking.require_run(train_report["run_id"], f"{params.paths.reports}/train/metrics.json")
     client = MlflowClient()
     champ = current_champion(client, name)
     champ_metrics, boot, regressed, identical = None, None, [], False

@@ -32,6 +32,21 @@ def setup(params: Params) -> str:
     return exp_id
 
 
+def require_run(run_id: str, source: str) -> None:
+    """Fail clearly when a report names an MLflow run the tracking store does not have."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise RuntimeError(
+            f"{source}: MLflow run {run_id} is not in the tracking store "
+            f"{mlflow.get_tracking_uri()} (was the store reset, or were these outputs restored "
+            "from DVC's run cache?); train again with `dvc repro --force train`, or run the "
+            "train/weekly flow, which never reuses cached training runs") from None
+
+
 def log_metrics(run_id: str, values: Mapping[str, float],
                 series: Mapping[str, Sequence[float]] | None = None) -> None:
     """All metrics in one call (per-metric calls cost a round trip each)."""

@@ -126,3 +126,21 @@ def test_bad_batch_stops_at_validate_and_keeps_the_champion(trained, tmp_path, c
     assert any(f["column"] and column in f["column"] and f["batch"] == "batch_2026-02-16.parquet"
                for f in report["failures"])
     assert not (project / "reports/register/decision.json").read_text().count('"version": 2')
+
+
+def test_flow_trains_again_after_the_mlflow_store_is_reset(trained, tmp_path):
+    """DVC's run cache still holds the first training; its outputs name an MLflow run the
+    new store does not have, so the flow must train again rather than restore them."""
+    project = _copy_trained(trained, tmp_path)
+    for rel in ("mlruns.db", "mlartifacts", "dvc.lock", "models", "reports", "data/raw",
+                "data/interim", "data/validated", "data/splits"):
+        path = project / rel
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    assert any((project / ".dvc/cache/runs").iterdir())  # the run cache survived the reset
+    simulate(project, WEEKS)
+    state = run_train_flow(project)
+    assert state.is_completed(), state.message
+    client, name = client_for(project)
+    run_id = json.loads((project / "reports/train/metrics.json").read_text())["run_id"]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert str(champion_version(project)) == "1"

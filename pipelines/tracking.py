@@ -43,7 +43,7 @@ def require_run(run_id: str, source: str) -> None:
         raise RuntimeError(
             f"{source}: MLflow run {run_id} is not in the tracking store "
             f"{mlflow.get_tracking_uri()} (was the store reset, or were these outputs restored "
-            "from DVC's run cache?); train again with `dvc repro --force train`, or run the "
+            "from DVC's run cache?); train again with `dvc repro --no-run-cache`, or run the "
             "train/weekly flow, which never reuses cached training runs") from None
 
 

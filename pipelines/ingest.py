@@ -57,6 +57,7 @@ def land(landing: Path, raw: Path, time_col: str, quarantine_dir: Path) -> tuple
     A file that cannot be read (truncated, not UTF-8, no time column) never enters raw: it
     goes to quarantine with a report, and its error is returned."""
     from pipelines.quarantine import batch_key, quarantine
+    from pipelines.validate import Failure
 
     raw.mkdir(parents=True, exist_ok=True)
     moved, rejected = [], []
@@ -70,10 +71,12 @@ def land(landing: Path, raw: Path, time_col: str, quarantine_dir: Path) -> tuple
         try:
             _span(src, time_col)
         except IngestError as exc:
+            failure = Failure(batch=src.name, check="file_is_readable", column=time_col,
+                              severity="error", unexpected_count=None, unexpected_percent=None,
+                              detail=str(exc))
             folder = quarantine([src], quarantine_dir / batch_key(src.name), {
                 "batch": src.name, "stage": "ingest", "passed": False,
-                "failures": [{"batch": src.name, "check": "readable", "column": time_col,
-                              "severity": "error", "detail": str(exc)}]})
+                "failures": [failure.as_dict()]})
             rejected.append(f"{exc} (moved to {folder}; fix it, then `driftloop quarantine release "
                             f"{batch_key(src.name)}`)")
             continue

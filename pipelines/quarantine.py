@@ -61,7 +61,8 @@ def list_quarantined(root: Path) -> list[dict]:
         failures = report.get("failures", [])
         rows.append({"batch": folder.name, "files": files, "failed_checks": len(failures),
                      "when": report.get("quarantined_at"),
-                     "first": failures[0]["line"] if failures else "(no report.json)"})
+                     "first": (failures[0].get("line") or failures[0].get("detail", ""))
+                     if failures else "(no report.json)"})
     return rows
 
 

@@ -91,6 +91,10 @@ class ContractError(RuntimeError):
         )
 
 
+def severity(expectation: dict) -> str:
+    return (expectation.get("meta") or {}).get("severity", "error")
+
+
 def load_suite(path: Path) -> dict:
     try:
         suite = json.loads(Path(path).read_text())
@@ -98,7 +102,7 @@ def load_suite(path: Path) -> dict:
         raise ValueError(f"{path}: cannot load the expectation suite ({exc}); "
                          "fix the JSON or point paths.suite at a valid suite") from None
     for i, e in enumerate(suite.get("expectations", [])):
-        sev = (e.get("meta") or {}).get("severity", "error")
+        sev = severity(e)
         if sev not in ("error", "warn"):
             raise ValueError(f"{path}: expectation #{i} ({e.get('type')}) has meta.severity {sev!r};"
                              " use 'error' or 'warn'")
@@ -137,7 +141,7 @@ def failures_from_result(batch: str, result: dict) -> list[Failure]:
             detail = detail or f"observed value {_jsonable(res['observed_value'])}"
         out.append(Failure(
             batch=batch, check=cfg["type"], column=column,
-            severity=(cfg.get("meta") or {}).get("severity", "error"),
+            severity=severity(cfg),
             unexpected_count=res.get("unexpected_count"),
             unexpected_percent=res.get("unexpected_percent"),
             sample_values=samples[:SAMPLE_VALUES], detail=detail,
@@ -148,7 +152,7 @@ def failures_from_result(batch: str, result: dict) -> list[Failure]:
 
 
 class Validator:
-    """A GX ephemeral context holding one suite; validate() takes a DataFrame.
+    """A GX ephemeral context holding one suite; failed() takes a DataFrame.
 
     A first pass asks GX for pass/fail only (several times faster); the failed expectations
     are then rerun with counts and sample values."""
@@ -210,13 +214,12 @@ def check_frame(validator: Validator, df: pd.DataFrame, batch: str) -> list[Fail
     suite = validator.suite_dict["expectations"]
     out = []
     for r in validator.failed(frame):
-        for f in failures_from_result(batch, {"results": [r]}):
-            index = (r["expectation_config"].get("meta") or {}).get("suite_index")
-            out.append(f if index is None
-                       else _with_samples(f, frame, suite[index], validator.parameters))
+        cfg = suite[r["expectation_config"]["meta"]["suite_index"]]  # set by gx_suite
+        out += [_with_samples(f, frame, cfg, validator.parameters)
+                for f in failures_from_result(batch, {"results": [r]})]
     for cfg, count, detail in text_type_errors(frame, validator.suite_dict):
         f = Failure(batch=batch, check=cfg["type"], column=cfg["kwargs"]["column"],
-                    severity=(cfg.get("meta") or {}).get("severity", "error"),
+                    severity=severity(cfg),
                     unexpected_count=count, unexpected_percent=100 * count / max(len(frame), 1),
                     detail=detail)
         out.append(_with_samples(f, frame, cfg, validator.parameters))
@@ -298,11 +301,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def read_batch(path: Path, suite: dict) -> BatchData:
-    """A batch as read: parquet as an Arrow table with the categorical text columns
+def read_batch(path: Path, categorical: set[str]) -> BatchData:
+    """A batch as read: parquet as an Arrow table with the `categorical` text columns
     dictionary-encoded, CSV as a DataFrame. Raises DataFileError."""
     if path.suffix == ".parquet":
-        return read_arrow(path, categorical_text_columns(suite))
+        return read_arrow(path, categorical)
     return read_table(path)
 
 
@@ -397,7 +400,7 @@ def run(params: Params, now: pd.Timestamp | None = None,
     batches = list_batches(params.path("window"))
     for path in batches:
         try:
-            items.append((path.name, read_batch(path, suite)))
+            items.append((path.name, read_batch(path, validator.categorical)))
         except DataFileError as exc:
             failures.append(unreadable(path.name, exc))
     rows = {name: _rows(d) for name, d in items}

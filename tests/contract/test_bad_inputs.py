@@ -271,3 +271,7 @@ def test_unreadable_landed_file_is_quarantined_at_ingest(tmp_path, name, content
     assert kept.read_bytes() == content  # byte for byte, nothing lost
     assert not (params.path("raw") / name).exists()
     assert (kept.parent / "report.json").exists() and (kept.parent / "report.html").exists()
+    from pipelines.quarantine import list_quarantined
+
+    (listed,) = list_quarantined(params.path("quarantine"))
+    assert listed["files"] == [name] and name in listed["first"]

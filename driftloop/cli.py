@@ -9,19 +9,10 @@ from typing import Annotated
 
 import typer
 
-from pipelines.config import ParamsError, load_params
+from driftloop.cli_common import ParamsOpt, params_or_exit
 
 app = typer.Typer(help="driftloop: train, validate, register and monitor tabular models.",
                   no_args_is_help=True, add_completion=False)
-ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml (default: nearest)")]
-
-
-def _params(path: Path | None):
-    try:
-        return load_params(path)
-    except ParamsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -36,7 +27,7 @@ def simulate(
     from pipelines import simulate as sim
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    p = _params(params)
+    p = params_or_exit(params)
     n = weeks or p.simulate.weeks
     drift = drift_from if drift_from is not None else p.simulate.drift_from_week
     for path in sim.run(p, list(range(first_week, first_week + n)), drift, out):
@@ -78,7 +69,7 @@ def status_report(p) -> dict:
 def status(params: ParamsOpt = None,
            as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
     """Champion, last training runs and the last drift verdict."""
-    rep = status_report(_params(params))
+    rep = status_report(params_or_exit(params))
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
         return
@@ -100,7 +91,7 @@ def rollback(reason: Annotated[str, typer.Option(help="why: recorded on both ver
     from pipelines.register import rollback as do_rollback
 
     try:
-        r = do_rollback(_params(params), reason)
+        r = do_rollback(params_or_exit(params), reason)
     except (RuntimeError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -9,22 +9,11 @@ from typing import Annotated
 
 import typer
 
-from pipelines.config import ParamsError, load_params
+from driftloop.cli_common import ParamsOpt, params_or_exit
 
 contract_app = typer.Typer(help="Draft data contracts (Great Expectations suites).",
                            no_args_is_help=True)
 quarantine_app = typer.Typer(help="Batches the contract rejected.", no_args_is_help=True)
-ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml (default: nearest)")]
-
-
-def _params(path: Path | None, required: bool = True):
-    try:
-        return load_params(path)
-    except ParamsError as exc:
-        if not required:
-            return None
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def validate(
@@ -41,7 +30,7 @@ def validate(
     from pipelines.validate import Validator, check_frame, is_blocking, leakage_failures, load_suite
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    p = _params(params, required=suite is None)
+    p = params_or_exit(params, required=suite is None)
     vp = p.validate_ if p else ValidateParams()
     try:
         s = load_suite(suite or p.path("suite"))
@@ -105,7 +94,7 @@ def list_cmd(params: ParamsOpt = None,
     """Quarantined batches, with their first failed check."""
     from pipelines.quarantine import list_quarantined
 
-    rows = list_quarantined(_params(params).path("quarantine"))
+    rows = list_quarantined(params_or_exit(params).path("quarantine"))
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -122,7 +111,7 @@ def release_cmd(batch: Annotated[str, typer.Argument(help="batch name (folder un
     """Put a fixed batch file back into landing; the next run ingests and validates it again."""
     from pipelines.quarantine import QuarantineError, release
 
-    p = _params(params)
+    p = params_or_exit(params)
     try:
         dst = release(p.path("quarantine"), batch, p.path("landing"))
     except QuarantineError as exc:

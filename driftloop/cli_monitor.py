@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from driftloop.cli_common import ParamsOpt
 from pipelines.config import ParamsError, load_params
 
 
@@ -21,8 +22,7 @@ def backtest(
     id_col: Annotated[str | None, typer.Option("--id", help="id column (left out)")] = None,
     time_col: Annotated[str | None, typer.Option("--time", help="event time column: the clock "
                                                                 "of the replay")] = None,
-    params: Annotated[Path | None, typer.Option("--params", help="params.yaml (default: nearest)")]
-    = None,
+    params: ParamsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help='print {"checks": [...], '
                                                          '"retrains": [...]}')] = False,
 ) -> None:

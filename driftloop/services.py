@@ -23,6 +23,14 @@ OFFLINE_ENV = {
 }
 
 
+def offline_env(**extra: str) -> dict[str, str]:
+    """This process's environment with telemetry off, this interpreter's bin first on PATH
+    (so `python`, `dvc` and `prefect` are the project's), plus `extra`."""
+    env = {**os.environ, **OFFLINE_ENV, **extra}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,14 +80,8 @@ class Stack:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, **OFFLINE_ENV}
-        env.update({
-            "PREFECT_HOME": str(self.root / ".prefect"),
-            "PREFECT_API_URL": self.prefect_api,
-            "DRIFTLOOP_ROOT": str(self.root),
-            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        })
-        return env
+        return offline_env(PREFECT_HOME=str(self.root / ".prefect"),
+                           PREFECT_API_URL=self.prefect_api, DRIFTLOOP_ROOT=str(self.root))
 
     def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections import deque
 from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from driftloop.services import OFFLINE_ENV
+from driftloop.services import BIN, offline_env
 from pipelines.config import Params, find_params, load_params
 
 MLFLOW_STAGES = ("train", "evaluate", "register")  # their outputs name MLflow runs and versions
@@ -23,14 +21,6 @@ class StageFailed(RuntimeError):
 
 def project_params() -> Params:
     return load_params(find_params())
-
-
-def stage_env(**extra: str) -> dict[str, str]:
-    """The environment stage commands run in: this interpreter's bin first (dvc.yaml says
-    `python`), telemetry off, plus `extra`."""
-    env = {**os.environ, **OFFLINE_ENV, **extra}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
@@ -53,7 +43,7 @@ def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> Non
 
 def _dvc(*args: str) -> list[str]:
     """A dvc command line using the dvc of this interpreter's environment."""
-    return [str(Path(sys.executable).parent / "dvc"), *args]
+    return [str(BIN / "dvc"), *args]
 
 
 @task(tags=["dvc"])
@@ -62,7 +52,7 @@ def dvc_stage(stage: str, root: str, trigger: str, reason: str) -> None:
 
     The stages that write to MLflow never take their outputs from DVC's run cache: a cached
     copy names an MLflow run that may be gone (a reset store) and would log into an old run."""
-    env = stage_env(DRIFTLOOP_TRIGGER=trigger, DRIFTLOOP_TRIGGER_REASON=reason)
+    env = offline_env(DRIFTLOOP_TRIGGER=trigger, DRIFTLOOP_TRIGGER_REASON=reason)
     no_cache = ["--no-run-cache"] if stage in MLFLOW_STAGES else []
     run_logged(_dvc("repro", "--single-item", *no_cache, stage), Path(root), env, f"stage {stage!r}")
 
@@ -71,13 +61,13 @@ def dvc_stage(stage: str, root: str, trigger: str, reason: str) -> None:
 def dvc_restore(root: str, stages: list[str]) -> None:
     """After a failed stage, put back the outputs DVC deleted before running it (the last good
     ones recorded in dvc.lock), so the validated window, splits and model stay as they were."""
-    run_logged(_dvc("checkout", "--force", "--allow-missing", *stages), Path(root), stage_env(),
+    run_logged(_dvc("checkout", "--force", "--allow-missing", *stages), Path(root), offline_env(),
                "dvc checkout")
 
 
 @task(tags=["dvc"])
 def dvc_push(root: str) -> None:
-    run_logged(_dvc("push", "-q"), Path(root), stage_env(), "dvc push")
+    run_logged(_dvc("push", "-q"), Path(root), offline_env(), "dvc push")
 
 
 def resolve_batch(params: Params, batch: str | None) -> Path | None:

@@ -21,12 +21,11 @@ import pandas as pd
 
 from pipelines import drift_stats, tracking
 from pipelines.config import DriftParams, Params, load_params
-from pipelines.io import list_batches, read_table, write_json
+from pipelines.io import newest_batch, read_table, write_json
 
 log = logging.getLogger(__name__)
 _COLUMN_TEST = re.compile(r"^Value Drift for column (?P<col>.+)$")
 PREDICTION = "champion_score"  # the champion's probability, checked like a feature
-_EVIDENTLY_METHOD = {"wasserstein": "wasserstein", "jensenshannon": "jensenshannon", "psi": "psi"}
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def _evidently(reference: pd.DataFrame, current: pd.DataFrame, methods: dict[str
     dd = DataDefinition(numerical_columns=num, categorical_columns=categorical)
     cols = [*num, *categorical]
     preset = DataDriftPreset(columns=[*numerical, *categorical], drift_share=dp.drift_share,
-                             per_column_method={c: _EVIDENTLY_METHOD[m] for c, m in methods.items()},
+                             per_column_method=dict(methods),
                              threshold=dp.threshold)
     snap = Report([preset, *extra], include_tests=True).run(
         current_data=Dataset.from_pandas(current[cols], data_definition=dd),
@@ -202,38 +201,16 @@ class Champion:
 def load_champion(params: Params) -> Champion:
     """The @champion model, its training rows (from its MLflow run) and its test metrics."""
     import mlflow
-    from mlflow import MlflowClient
 
-    from pipelines.register import CHAMPION, current_champion
-
-    tracking.setup(params)
-    champ = current_champion(MlflowClient(), params.project.name)
-    if champ is None:
-        raise RuntimeError(f"no @{CHAMPION} model for {params.project.name!r} yet: run the train "
-                           "flow (prefect deployment run train/weekly) or `dvc repro` first")
+    champ = tracking.champion(params)
     local = mlflow.artifacts.download_artifacts(run_id=champ.run_id,
                                                 artifact_path="reference/reference.parquet")
-    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}@{CHAMPION}")
+    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}/{champ.version}")
     try:
         test_metrics = json.loads(champ.tags.get("challenger_metrics") or "{}") or {}
     except json.JSONDecodeError:
         test_metrics = {}
     return Champion(champ.version, read_table(Path(local)), model, test_metrics)
-
-
-def champion_reference(params: Params) -> tuple[pd.DataFrame, str]:
-    """The champion's training rows and its version number."""
-    champ = load_champion(params)
-    return champ.reference, champ.version
-
-
-def newest_batch(params: Params) -> Path:
-    """The newest batch file by name, landed or ingested."""
-    files = list_batches(params.path("landing")) + list_batches(params.path("raw"))
-    if not files:
-        raise FileNotFoundError(f"no batch files in {params.path('landing')} or "
-                                f"{params.path('raw')}: land one (e.g. `driftloop simulate`)")
-    return max(files, key=lambda p: p.name)
 
 
 def _with_scores(model, df: pd.DataFrame, features: list[str], seed: int, n: int) -> pd.DataFrame:
@@ -247,7 +224,7 @@ def run(params: Params, batch: Path | None = None) -> dict:
     to MLflow. The retrain policy is applied by the caller (flows/drift_check.py)."""
     from pipelines import labels
 
-    batch = Path(batch) if batch else newest_batch(params)
+    batch = Path(batch) if batch else newest_batch(params.path("landing"), params.path("raw"))
     current = read_table(batch)
     champ = load_champion(params)
     d, dp = params.data, params.drift

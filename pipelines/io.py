@@ -53,10 +53,6 @@ def write_arrow(path: Path, table: pa.Table) -> Path:
     return _atomic(path, lambda p: pq.write_table(table, p))
 
 
-def write_csv(path: Path, df: pd.DataFrame) -> Path:
-    return _atomic(path, lambda p: df.to_csv(p, index=False))
-
-
 def replace_dir(path: Path, fill: Callable[[Path], None]) -> Path:
     """Build a folder under a temp name, then swap it in, so readers never see half of it."""
     path = Path(path)
@@ -133,3 +129,12 @@ def list_batches(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix in TABLE_SUFFIXES and p.is_file())
+
+
+def newest_batch(*folders: Path) -> Path:
+    """The newest batch file by name across `folders` (names sort by time)."""
+    files = [f for folder in folders for f in list_batches(folder)]
+    if not files:
+        raise FileNotFoundError(f"no batch files in {' or '.join(map(str, folders))}: land one "
+                                "(e.g. `driftloop simulate`)")
+    return max(files, key=lambda p: p.name)

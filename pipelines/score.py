@@ -13,8 +13,7 @@ import pandas as pd
 
 from pipelines import tracking
 from pipelines.config import Params, load_params
-from pipelines.drift import newest_batch
-from pipelines.io import read_table, write_parquet
+from pipelines.io import newest_batch, read_table, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +32,10 @@ def score_frame(model, df: pd.DataFrame, *, id_col: str, time_col: str, features
 
 def run(params: Params, batch: Path | None = None) -> dict:
     import mlflow
-    from mlflow import MlflowClient
 
-    from pipelines.register import CHAMPION, current_champion
-
-    batch = Path(batch) if batch else newest_batch(params)
-    tracking.setup(params)
-    champ = current_champion(MlflowClient(), params.project.name)
-    if champ is None:
-        raise RuntimeError(f"no @{CHAMPION} model for {params.project.name!r}: train one first")
-    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}@{CHAMPION}")
+    batch = Path(batch) if batch else newest_batch(params.path("landing"), params.path("raw"))
+    champ = tracking.champion(params)
+    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}/{champ.version}")
     d = params.data
     preds = score_frame(model, read_table(batch), id_col=d.id, time_col=d.time,
                         features=d.features, version=champ.version, batch=batch.stem)

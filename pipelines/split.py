@@ -11,7 +11,6 @@ from pipelines.config import Params, load_params
 from pipelines.io import read_table, replace_dir, write_json
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: float,

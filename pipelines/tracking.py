@@ -32,6 +32,21 @@ def setup(params: Params) -> str:
     return exp_id
 
 
+def champion(params: Params):
+    """The project's @champion model version (MLflow set up first), or a clear error when
+    there is none yet. Load its model by this version, not by the alias, which can move."""
+    from mlflow import MlflowClient
+
+    from pipelines.register import CHAMPION, current_champion
+
+    setup(params)
+    champ = current_champion(MlflowClient(), params.project.name)
+    if champ is None:
+        raise RuntimeError(f"no @{CHAMPION} model for {params.project.name!r} yet: run the train "
+                           "flow (prefect deployment run train/weekly) or `dvc repro` first")
+    return champ
+
+
 def require_run(run_id: str, source: str) -> None:
     """Fail clearly when a report names an MLflow run the tracking store does not have."""
     import mlflow

@@ -236,7 +236,8 @@ def run(params: Params, batch: Path | None = None) -> dict:
     snap, result = check_frames(ref, cur, numerical=d.numerical, categorical=d.categorical, dp=dp)
     result["rows"], result["reference_rows"] = len(current), len(champ.reference)
     metric = params.policy.performance_metric
-    perf = labels.latest_performance(params, version=champ.version, metric=metric)
+    perf = labels.latest_performance(params, version=champ.version, metric=metric,
+                                     threshold=champ.test_metrics.get("threshold", 0.5))
     baseline = champ.test_metrics.get(metric)
     if perf is not None and baseline is not None:
         perf["champion_test"] = float(baseline)

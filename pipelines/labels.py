@@ -10,37 +10,28 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
 from pipelines.config import Params
 from pipelines.io import list_batches, read_table
+from pipelines.metrics import metric_fn
 
 log = logging.getLogger(__name__)
 LABELED_AT = "labeled_at"
 
 
-def metric_value(metric: str, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> float:
-    """One binary metric of probabilities against 0/1 labels (NaN when undefined)."""
-    from sklearn import metrics as skm
-
-    if metric == "auc":
-        return float(skm.roc_auc_score(y, proba)) if len(np.unique(y)) == 2 else float("nan")
-    pred = (proba >= threshold).astype(int)
-    fn = {"f1": skm.f1_score, "precision": skm.precision_score, "recall": skm.recall_score}[metric]
-    return float(fn(y, pred, zero_division=0))
-
-
 def window_performance(predictions: pd.DataFrame, labels: pd.DataFrame, *, id_col: str,
                        target: str, time_col: str, version: str, metric: str, min_labels: int,
-                       as_of: datetime | None = None) -> list[dict]:
-    """Per prediction window (`batch`) scored by model `version`: labelled rows and the metric.
+                       threshold: float = 0.5, as_of: datetime | None = None) -> list[dict]:
+    """Per prediction window (`batch`) scored by model `version`: labelled rows and the metric
+    (f1, precision and recall at `threshold`, the cut-off the model's test figures used).
     Labels with `labeled_at` after `as_of` are not known yet (pure)."""
     if as_of is not None and LABELED_AT in labels:
         labels = labels[pd.to_datetime(labels[LABELED_AT]) <= pd.Timestamp(as_of)]
     lab = labels[[id_col, target]].drop_duplicates(subset=id_col, keep="last")
     preds = predictions[predictions["model_version"].astype(str) == str(version)]
     joined = preds.merge(lab, on=id_col, how="inner")
+    score = metric_fn("binary", metric, threshold)
     out = []
     for window, g in joined.groupby("batch", sort=True):
         y = g[target].to_numpy()
@@ -49,7 +40,7 @@ def window_performance(predictions: pd.DataFrame, labels: pd.DataFrame, *, id_co
                "start": str(g[time_col].min()), "end": str(g[time_col].max()),
                "metric": metric, "value": None}
         if len(g) >= min_labels:
-            row["value"] = metric_value(metric, y, g["probability"].to_numpy())
+            row["value"] = score(y, g["probability"].to_numpy())
         out.append(row)
     return out
 
@@ -77,7 +68,7 @@ def load_labels(params: Params) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def latest_performance(params: Params, *, version: str, metric: str,
+def latest_performance(params: Params, *, version: str, metric: str, threshold: float = 0.5,
                        as_of: datetime | None = None) -> dict | None:
     """The newest window with enough labels for the champion `version`, or None."""
     preds, labels = load_predictions(params), load_labels(params)
@@ -86,6 +77,6 @@ def latest_performance(params: Params, *, version: str, metric: str,
     d = params.data
     rows = window_performance(preds, labels, id_col=d.id, target=d.target, time_col=d.time,
                               version=version, metric=metric, min_labels=params.drift.min_labels,
-                              as_of=as_of)
+                              threshold=threshold, as_of=as_of)
     rows = [r for r in rows if r["value"] is not None and r["value"] == r["value"]]
     return rows[-1] if rows else None

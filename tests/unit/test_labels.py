@@ -57,3 +57,17 @@ def test_only_the_champions_predictions_and_enough_labels_count():
     pb, lb = week("batch_b", T0, 30, "3", 1, skill=0.6)
     rows = perf(pd.concat([pa, pb]), pd.concat([la, lb]), as_of=None, version="3")
     assert rows == [{**rows[0], "window": "batch_b", "labelled": 30, "value": None}]
+
+
+def test_threshold_metrics_use_the_models_cut_off_not_one_half():
+    # the champion's test f1 was taken at its tuned threshold; live f1 must use the same one
+    preds, labels = week("batch_a", T0, 400, "3", 2, skill=0.2)
+    kw = dict(id_col="id", target="y", time_col="t", version="3", metric="f1", min_labels=50)
+    (at_half,) = window_performance(preds, labels, **kw)
+    (at_cut,) = window_performance(preds, labels, threshold=0.3, **kw)
+    from sklearn.metrics import f1_score
+
+    joined = preds.merge(labels, on="id")
+    assert at_cut["value"] == pytest.approx(f1_score(joined["y"], joined["probability"] >= 0.3))
+    assert at_half["value"] == pytest.approx(f1_score(joined["y"], joined["probability"] >= 0.5))
+    assert at_cut["value"] != pytest.approx(at_half["value"])

@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(__file__).resolve().parents[1]
     cmd = argv[0] if argv else "up"
     t0 = time.monotonic()
-    {"up": up, "down": down, "summary": lambda r: summary(r, Stack(r))}[cmd](root)
+    commands = {"up": up, "down": down, "summary": lambda r: summary(r, Stack(r))}
+    if cmd not in commands:
+        print(f"unknown command {cmd!r}; use one of: {', '.join(commands)}", file=sys.stderr)
+        sys.exit(2)
+    commands[cmd](root)
     if cmd == "up":
         print(f"(demo took {time.monotonic() - t0:.0f}s)")
 

@@ -15,6 +15,12 @@ MLFLOW_STAGES = ("train", "evaluate", "register")  # their outputs name MLflow r
 TRAIN_STAGES = ("ingest", "validate", "split", "train", "evaluate", "register")
 
 
+def stages_to_restore(failed: str) -> list[str]:
+    """After `failed` fails, the stages whose last good outputs go back (pure): it and every
+    later one, never `ingest`, whose raw layer is append-only and must keep new files."""
+    return [s for s in TRAIN_STAGES[TRAIN_STAGES.index(failed):] if s != "ingest"]
+
+
 class StageFailed(RuntimeError):
     pass
 

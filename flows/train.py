@@ -14,7 +14,15 @@ import json
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import TRAIN_STAGES, StageFailed, dvc_push, dvc_restore, dvc_stage, project_params
+from flows.common import (
+    TRAIN_STAGES,
+    StageFailed,
+    dvc_push,
+    dvc_restore,
+    dvc_stage,
+    project_params,
+    stages_to_restore,
+)
 from pipelines.config import Params
 from pipelines.validate import contract_reason, failures_markdown
 
@@ -30,8 +38,8 @@ def on_stage_failure(params: Params, stage: str, exc: StageFailed) -> StageFaile
     """Restore the last good outputs from `stage` on; for a broken data contract, publish the
     failures as an artifact and return a one-line reason for the run's state message."""
     logger = get_run_logger()
-    restore = [s for s in TRAIN_STAGES[TRAIN_STAGES.index(stage):] if s != "ingest"]
-    if restore:  # never ingest: its raw layer is append-only and must keep new files
+    restore = stages_to_restore(stage)
+    if restore:
         try:
             dvc_restore(str(params.root), restore)
         except StageFailed as err:

@@ -233,7 +233,11 @@ def run(params: Params, batch: Path | None = None) -> dict:
         cur = _with_scores(champ.model, current, d.features, dp.seed, dp.max_rows)
     else:
         ref, cur = champ.reference, current
-    snap, result = check_frames(ref, cur, numerical=d.numerical, categorical=d.categorical, dp=dp)
+    try:
+        snap, result = check_frames(ref, cur, numerical=d.numerical, categorical=d.categorical,
+                                    dp=dp)
+    except ValueError as exc:
+        raise ValueError(f"{batch}: {exc}") from None
     result["rows"], result["reference_rows"] = len(current), len(champ.reference)
     metric = params.policy.performance_metric
     perf = labels.latest_performance(params, version=champ.version, metric=metric,

@@ -37,7 +37,13 @@ def run(params: Params, batch: Path | None = None) -> dict:
     champ = tracking.champion(params)
     model = mlflow.pyfunc.load_model(f"models:/{params.project.name}/{champ.version}")
     d = params.data
-    preds = score_frame(model, read_table(batch), id_col=d.id, time_col=d.time,
+    df = read_table(batch)
+    missing = [c for c in (d.id, d.time, *d.features) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{batch}: missing columns {missing}; a batch to score must carry "
+                         "data.id, data.time and every column of data.numerical and "
+                         "data.categorical in params.yaml")
+    preds = score_frame(model, df, id_col=d.id, time_col=d.time,
                         features=d.features, version=champ.version, batch=batch.stem)
     out = write_parquet(params.path("predictions") / f"{batch.stem}.parquet", preds)
     result = {"batch": batch.name, "rows": len(preds), "model_version": int(champ.version),

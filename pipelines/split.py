@@ -24,10 +24,12 @@ def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: fl
     stratified random split of the older rows.
     """
     if val_size + test_size >= 1:
-        raise ValueError(f"val_size + test_size must be < 1, got {val_size} + {test_size}")
+        raise ValueError(f"split.val_size + split.test_size must be < 1, got {val_size} + "
+                         f"{test_size}; lower them in params.yaml")
     if method == "time":
         if time is None or time not in df.columns:
-            raise ValueError(f"split.method=time needs the time column {time!r} in the data")
+            raise ValueError(f"split.method=time needs the time column {time!r} in the data; "
+                             "set data.time in params.yaml, or use split.method: stratified")
         ordered = df.sort_values([time], kind="stable")
         n_test = max(1, round(len(df) * test_size))
         rest, test = ordered.iloc[:-n_test], ordered.iloc[-n_test:]

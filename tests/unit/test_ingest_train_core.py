@@ -36,3 +36,11 @@ def test_params_errors_name_the_file_and_key(tmp_path):
         load_params(bad)
     with pytest.raises(ParamsError, match="file not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_a_failed_stage_restores_itself_and_later_stages_but_never_ingest():
+    from flows.common import stages_to_restore
+
+    assert stages_to_restore("validate") == ["validate", "split", "train", "evaluate", "register"]
+    assert stages_to_restore("register") == ["register"]
+    assert stages_to_restore("ingest") == ["validate", "split", "train", "evaluate", "register"]

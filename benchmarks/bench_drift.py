@@ -13,10 +13,10 @@ from datetime import date
 
 import pandas as pd
 
-from pipelines import drift_stats
-from pipelines.config import load_params
-from pipelines.drift import DriftSummary, check_frames, decide_drift, feature_methods
-from pipelines.simulate import simulate_week
+from driftloop.config import load_params
+from driftloop.monitor import drift_stats
+from driftloop.monitor.drift import DriftSummary, check_frames, decide_drift, feature_methods
+from driftloop.simulate import simulate_week
 
 
 def frame(rows: int, *, drift: bool, week: int, seed: int) -> pd.DataFrame:

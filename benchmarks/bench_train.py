@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--rows 200000] [--rounds 200] [--repeats 3]
 
-XGBoost: `pipelines.models.train_xgboost` (preprocessing, DMatrix build, training, device
+XGBoost: `driftloop.learn.models.train_xgboost` (preprocessing, DMatrix build, training, device
 check) vs bare `xgb.train` on the same prepared matrices with the same parameters and a
 fixed number of rounds. Prints the median of each and their ratio (goal: <= 1.10).
 MLP: samples per second of `train_mlp` on CPU (and CUDA when visible).
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
-from pipelines.config import load_params  # noqa: E402
-from pipelines.devices import cuda_visible  # noqa: E402
-from pipelines.features import Preprocessor  # noqa: E402
-from pipelines.models import Target, train_mlp, train_xgboost, xgb_params  # noqa: E402
-from pipelines.simulate import simulate_week  # noqa: E402
+from driftloop.config import load_params  # noqa: E402
+from driftloop.learn.devices import cuda_visible  # noqa: E402
+from driftloop.learn.features import Preprocessor  # noqa: E402
+from driftloop.learn.models import Target, train_mlp, train_xgboost, xgb_params  # noqa: E402
+from driftloop.simulate import simulate_week  # noqa: E402
 
 
 def frames(rows: int):

@@ -28,7 +28,7 @@ EXTRA = [f"extra_{i}" for i in range(4)]
 def make_project(folder: Path, rows: int, batches: int, workers: int = 0) -> None:
     import yaml
 
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["validate"]["workers"] = workers
@@ -112,9 +112,9 @@ def main() -> None:
 
     import great_expectations  # noqa: F401  (imports excluded from the timing)
 
-    from pipelines.config import load_params
-    from pipelines.contract import time_parameters
-    from pipelines.io import list_batches, read_table
+    from driftloop.config import load_params
+    from driftloop.contract.suite import time_parameters
+    from driftloop.io import list_batches, read_table
     from pipelines.validate import load_suite, run
 
     folder = Path(tempfile.mkdtemp(prefix="bench-validate-"))

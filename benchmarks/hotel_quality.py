@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines.config import load_params  # noqa: E402
-from pipelines.features import Preprocessor  # noqa: E402
-from pipelines.metrics import best_f1_threshold, task_metrics  # noqa: E402
-from pipelines.models import Target, predict, train_mlp, train_xgboost  # noqa: E402
+from driftloop.config import load_params  # noqa: E402
+from driftloop.learn.features import Preprocessor  # noqa: E402
+from driftloop.learn.models import Target, predict, train_mlp, train_xgboost  # noqa: E402
+from driftloop.metrics import best_f1_threshold, task_metrics  # noqa: E402
 from pipelines.train import choose_candidate  # noqa: E402
 
 LEAKS = ["reservation_status", "reservation_status_date", "assigned_room_type", "booking_changes"]

@@ -39,9 +39,9 @@ def reset_demo_state(root: Path) -> None:
 
 
 def up(root: Path) -> None:
-    from pipelines.config import load_params
-    from pipelines.simulate import batch_name
-    from pipelines.simulate import run as simulate
+    from driftloop.config import load_params
+    from driftloop.simulate import batch_name
+    from driftloop.simulate import run as simulate
 
     params = load_params(root / "params.yaml")
     stack = Stack(root)
@@ -52,7 +52,7 @@ def up(root: Path) -> None:
         reset_demo_state(root)
     say(f"starting Prefect server on {stack.prefect_api} and MLflow UI on {stack.mlflow_url}")
     stack.start_prefect()
-    stack.start_mlflow(params.tracking_uri, params.root / params.mlflow.artifact_root)
+    stack.start_mlflow(params.tracking_uri, params.path("mlflow_artifacts"))
     say("deploying prefect.yaml and starting a process worker")
     stack.deploy()
     stack.start_worker()
@@ -87,7 +87,7 @@ def summary(root: Path, stack: Stack) -> None:
     import json
 
     from driftloop.cli import status_report
-    from pipelines.config import load_params
+    from driftloop.config import load_params
 
     params = load_params(root / "params.yaml")
     rep = status_report(params)
@@ -95,7 +95,7 @@ def summary(root: Path, stack: Stack) -> None:
     c = rep["champion"]
     metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     print(f"champion: {rep['model']} version {c['version']}" if c else "champion: none")
-    from pipelines.metrics import TASK_METRICS
+    from driftloop.metrics import TASK_METRICS
 
     print("last test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in TASK_METRICS[params.task]))
     print("model versions (newest first):")

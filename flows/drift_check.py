@@ -3,7 +3,7 @@
 1. `drift`: per-feature drift (effect size vs the noise at this batch size), prediction
    drift and labelled performance against the champion (reports/drift/<batch>/, MLflow run);
 2. artifacts: a table of per-feature drift and a link to the Evidently HTML report;
-3. `policy`: the retrain policy (pipelines/policy.py) decides, with its reason, and keeps
+3. `policy`: the retrain policy (driftloop/monitor/policy.py) decides, with its reason, and keeps
    its small state under data/monitoring/;
 4. `alert`: Apprise notifications for the verdicts listed in `alerts.on`;
 5. only on a "retrain" decision, `driftloop.drift.detected` is emitted; the `train/weekly`
@@ -16,31 +16,31 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
+from driftloop.config import Params
+from driftloop.monitor import alerts as alert_stage
+from driftloop.monitor import drift as drift_stage
+from driftloop.monitor import policy as policy_stage
 from flows.common import project_params, resolve_batch
-from pipelines import alerts as alert_stage
-from pipelines import drift as drift_stage
-from pipelines import policy as policy_stage
 
 DRIFT_EVENT = "driftloop.drift.detected"
 
 
-@task(name="drift")
-def check(batch: str | None) -> dict:
-    params = project_params()
+@task(name="drift", cache_policy=NO_CACHE)
+def check(params: Params, batch: str | None) -> dict:
     result = drift_stage.run(params, resolve_batch(params, batch))
     return {**result, "project": params.project.name}
 
 
-@task(name="policy")
-def decide(result: dict) -> dict:
-    return policy_stage.apply(project_params(), result)
+@task(name="policy", cache_policy=NO_CACHE)
+def decide(params: Params, result: dict) -> dict:
+    return policy_stage.apply(params, result)
 
 
-@task(name="alert")
-def alert(result: dict, decision: dict) -> list[str]:
-    params = project_params()
+@task(name="alert", cache_policy=NO_CACHE)
+def alert(params: Params, result: dict, decision: dict) -> list[str]:
     perf = result.get("performance") or {}
     if not alert_stage.should_alert(params.alerts, action=decision["action"],
                                     drift_status=result["status"],
@@ -86,10 +86,11 @@ def _publish(result: dict) -> None:
 
 @flow(name="drift-check", log_prints=True)
 def drift_check(batch: str | None = None) -> dict:
-    result = check(batch)
+    params = project_params()
+    result = check(params, batch)
     _publish(result)
-    decision = decide(result)
-    alert(result, decision)
+    decision = decide(params, result)
+    alert(params, result, decision)
     if decision["action"] == "retrain":
         request_retrain(result, decision)
     return {**result, "policy": decision}

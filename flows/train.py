@@ -14,17 +14,11 @@ import json
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import (
-    TRAIN_STAGES,
-    StageFailed,
-    dvc_push,
-    dvc_restore,
-    dvc_stage,
-    project_params,
-    stages_to_restore,
-)
-from pipelines.config import Params
-from pipelines.validate import contract_reason, failures_markdown
+from driftloop.config import Params
+from driftloop.contract.check import contract_reason, failures_markdown
+from driftloop.dag import read_stages, stages_to_restore
+from driftloop.trigger import Trigger, write_trigger
+from flows.common import StageFailed, dvc_push, dvc_restore, dvc_stage, project_params
 
 
 def summary_markdown(evaluation: str, decision: dict) -> str:
@@ -34,11 +28,11 @@ def summary_markdown(evaluation: str, decision: dict) -> str:
             f"{decision.get('reason')}\n\n{evaluation}")
 
 
-def on_stage_failure(params: Params, stage: str, exc: StageFailed) -> StageFailed:
+def on_stage_failure(params: Params, restore: list[str], stage: str, exc: StageFailed
+                     ) -> StageFailed:
     """Restore the last good outputs from `stage` on; for a broken data contract, publish the
     failures as an artifact and return a one-line reason for the run's state message."""
     logger = get_run_logger()
-    restore = stages_to_restore(stage)
     if restore:
         try:
             dvc_restore(str(params.root), restore)
@@ -58,15 +52,23 @@ def train(trigger: str = "schedule", reason: str = "") -> dict:
     """Run the training pipeline; `trigger` (schedule, drift, manual) is recorded on the model."""
     logger = get_run_logger()
     params = project_params()
-    root = str(params.root)
+    root = params.root
     logger.info("training run, trigger=%s %s", trigger, reason)
-    for stage in TRAIN_STAGES:
-        # a retried train task resumes the MLP from its last epoch checkpoint
-        retries = 1 if stage == "train" else 0
-        try:
-            dvc_stage.with_options(name=stage, retries=retries)(stage, root, trigger, reason)
-        except StageFailed as exc:
-            raise on_stage_failure(params, stage, exc) from None
+    stages = read_stages(root)
+    # register reads the trigger from this file (its --trigger-file in dvc.yaml); without it
+    # a stage run by hand records a manual run
+    trigger_file = write_trigger(params.path("trigger"), Trigger(trigger, reason))
+    try:
+        for stage in stages:
+            # a retried train task resumes the MLP from its last epoch checkpoint
+            retries = 1 if stage.name == "train" else 0
+            try:
+                dvc_stage.with_options(name=stage.name, retries=retries)(stage, root)
+            except StageFailed as exc:
+                restore = stages_to_restore(stages, stage.name)
+                raise on_stage_failure(params, restore, stage.name, exc) from None
+    finally:
+        trigger_file.unlink(missing_ok=True)
     dvc_push(root)
     metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     decision = json.loads((params.report_dir("register") / "decision.json").read_text())

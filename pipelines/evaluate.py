@@ -13,38 +13,13 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from pipelines import tracking
-from pipelines.config import Params, load_params
-from pipelines.io import read_table, replace_dir, write_json, write_text
-from pipelines.metrics import TASK_METRICS, reliability_curve, task_metrics
-from pipelines.models import as_matrix
+from driftloop import tracking
+from driftloop.config import Params, load_params
+from driftloop.io import read_table, replace_dir, write_json, write_text
+from driftloop.learn.models import as_matrix
+from driftloop.metrics import TASK_METRICS, encode_target, reliability_curve, slice_metrics, task_metrics
 
 log = logging.getLogger(__name__)
-
-
-def encode_target(y: pd.Series, task: str, classes: list[str] | None) -> np.ndarray:
-    if task == "regression":
-        return y.to_numpy(np.float64)
-    if task == "binary":
-        return y.to_numpy().astype(int)
-    return pd.Categorical(y.astype(str), categories=classes).codes.astype(int)
-
-
-def slice_metrics(df: pd.DataFrame, y: np.ndarray, pred: np.ndarray, *, task: str, columns: list[str],
-                  min_rows: int, threshold: float = 0.5) -> list[dict]:
-    """Task metrics per level of each slice column (levels with >= min_rows rows) (pure)."""
-    rows = []
-    for col in columns:
-        if col not in df.columns:
-            raise ValueError(f"evaluate.slices names column {col!r}, which the test data lacks; "
-                             "fix params.yaml")
-        for level, idx in df.groupby(df[col].astype("string").fillna("<missing>")).indices.items():
-            if len(idx) < min_rows:
-                continue
-            m = {k: v for k, v in task_metrics(task, y[idx], pred[idx], threshold).items()
-                 if isinstance(v, float) and k in TASK_METRICS[task]}
-            rows.append({"column": col, "level": str(level), "rows": int(len(idx)), **m})
-    return rows
 
 
 def curves(y: np.ndarray, proba: np.ndarray, points: int = 200) -> dict[str, pd.DataFrame]:
@@ -111,7 +86,7 @@ def run(params: Params) -> dict:
     model = mlflow.pyfunc.load_model(str(params.path("model")))
     y = encode_target(test[d.target], task, train_report.get("classes"))
     pred = as_matrix(model.predict(test[d.features]))
-    threshold = train_report.get("threshold") or 0.5
+    threshold = train_report.get("threshold")
     result = task_metrics(task, y, pred, threshold)
     slices = slice_metrics(test, y, pred, task=task, columns=params.evaluate.slices,
                            min_rows=params.evaluate.slice_min_rows, threshold=threshold)

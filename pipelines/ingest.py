@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.config import Params, load_params
-from pipelines.io import list_batches, read_table, replace_dir, write_json
+from driftloop.config import Params, load_params
+from driftloop.io import list_batches, read_table, replace_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def land(landing: Path, raw: Path, time_col: str, quarantine_dir: Path) -> tuple
 
     A file that cannot be read (truncated, not UTF-8, no time column) never enters raw: it
     goes to quarantine with a report, and its error is returned."""
-    from pipelines.quarantine import batch_key, quarantine
-    from pipelines.validate import Failure
+    from driftloop.contract.failure import Failure
+    from driftloop.contract.quarantine import batch_key, quarantine
 
     raw.mkdir(parents=True, exist_ok=True)
     moved, rejected = [], []

@@ -1,92 +1,32 @@
 """register: record the new model version; move @champion only when the gate says so.
 
-The gate (`decide_promotion`) is a pure function of numbers computed here on the frozen test
+The gate (`driftloop.gate.decide_promotion`) is a pure function of numbers computed here on the frozen test
 split: the challenger's metrics against absolute thresholds, the paired-bootstrap interval of
 its improvement over the champion, per-slice regressions, and whether both predict the same.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
-import os
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from pipelines import tracking
-from pipelines.config import Params, load_params, params_hash
-from pipelines.evaluate import encode_target, slice_metrics
-from pipelines.io import read_table, write_json
-from pipelines.metrics import BootstrapResult, higher_is_better, metric_fn, paired_bootstrap
-from pipelines.models import as_matrix
+from driftloop import tracking
+from driftloop.config import Params, load_params, params_hash
+from driftloop.gate import decide_promotion, slice_regressions
+from driftloop.io import read_table, write_json
+from driftloop.learn.models import as_matrix
+from driftloop.metrics import encode_target, higher_is_better, metric_fn, paired_bootstrap, slice_metrics
+from driftloop.tracking import CHAMPION, current_champion
+from driftloop.trigger import Trigger, read_trigger
 
 log = logging.getLogger(__name__)
-CHAMPION = "champion"
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
-
-
-def threshold_failures(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
-    """Absolute bars: a floor for higher-is-better metrics, a ceiling for the others."""
-    out = []
-    for name, bar in thresholds.items():
-        value = metrics.get(name, float("nan"))
-        ok = value >= bar if higher_is_better(name) else value <= bar
-        if not (np.isfinite(value) and ok):
-            out.append(f"{name} {value:.4f} {'<' if higher_is_better(name) else '>'} {bar}")
-    return out
-
-
-def slice_regressions(challenger: list[dict], champion: list[dict], metric: str,
-                      tolerance: float) -> list[str]:
-    """Slices where the challenger is worse than the champion by more than `tolerance`."""
-    sign = 1.0 if higher_is_better(metric) else -1.0
-    champ = {(s["column"], s["level"]): s[metric] for s in champion}
-    out = []
-    for s in challenger:
-        before = champ.get((s["column"], s["level"]))
-        if before is not None and sign * (before - s[metric]) > tolerance:
-            out.append(f"{s['column']}={s['level']}: {metric} {before:.4f} -> {s[metric]:.4f}")
-    return out
-
-
-def decide_promotion(*, metric: str, challenger: dict[str, float], thresholds: dict[str, float],
-                     margin: float, champion: dict[str, float] | None = None,
-                     bootstrap: BootstrapResult | None = None, slices_regressed: list[str] = (),
-                     identical: bool = False) -> Decision:
-    """Promote only a challenger that passes the absolute thresholds and, when there is a
-    champion, differs from it, improves on it with its whole bootstrap interval above the
-    margin, and regresses no listed slice beyond tolerance."""
-    value = challenger.get(metric, float("nan"))
-    if not np.isfinite(value):
-        return Decision(False, f"challenger {metric} is not a number ({value})")
-    failed = threshold_failures(challenger, {metric: -np.inf if higher_is_better(metric) else np.inf}
-                                | thresholds)
-    if failed:
-        return Decision(False, "challenger fails the absolute thresholds: " + "; ".join(failed))
-    if champion is None:
-        return Decision(True, f"first model: {metric} {value:.4f} passes the thresholds")
-    if identical:
-        return Decision(False, "challenger predicts exactly what the champion does on the test "
-                               "set: an identical model is never promoted")
-    if bootstrap is None or bootstrap.n == 0:
-        return Decision(False, "no bootstrap evidence of an improvement")
-    ci = (f"{metric} {value:.4f} vs champion {champion[metric]:.4f}; "
-          f"{bootstrap.confidence:.0%} interval of the improvement "
-          f"[{bootstrap.low:+.4f}, {bootstrap.high:+.4f}]")
-    if bootstrap.low <= margin:
-        return Decision(False, f"{ci} does not lie above the margin {margin}")
-    if slices_regressed:
-        return Decision(False, f"{ci}, but slices regress: " + "; ".join(slices_regressed))
-    return Decision(True, f"{ci} lies above the margin {margin}; no slice regresses")
 
 
 def git_commit(root: Path) -> str:
@@ -118,20 +58,11 @@ def contract_result(params: Params) -> str:
     return f"passed={r.get('passed')} batches={r.get('batches')} warnings={len(r.get('failures', []))}"
 
 
-def current_champion(client, name: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-
-
 def _scalar_metrics(m: dict) -> dict:
     return {k: v for k, v in m.items() if isinstance(v, (int, float))}
 
 
-def run(params: Params) -> dict:
+def run(params: Params, trigger: Trigger) -> dict:
     import mlflow
     from mlflow import MlflowClient
 
@@ -147,13 +78,14 @@ def run(params: Params) -> dict:
     if champ is not None:  # both models on the very same frozen test rows
         test = read_table(params.path("splits") / "test.parquet")
         y = encode_target(test[params.data.target], task, train_report.get("classes"))
-        threshold = train_report.get("threshold") or 0.5
+        threshold = train_report.get("threshold")
         x = test[params.data.features]
         p_new = as_matrix(mlflow.pyfunc.load_model(str(params.path("model"))).predict(x))
         p_old = as_matrix(mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").predict(x))
         fn = metric_fn(task, metric, threshold)
         champ_metrics = {metric: fn(y, p_old)}
-        identical = p_new.shape == p_old.shape and bool(np.allclose(p_new, p_old, rtol=0, atol=1e-9))
+        identical = p_new.shape == p_old.shape and bool(
+            np.allclose(p_new, p_old, rtol=0, atol=rp.identical_atol))
         boot = paired_bootstrap(y, p_new, p_old, fn, higher=higher_is_better(metric),
                                 n=rp.bootstrap_samples, seed=rp.seed, confidence=rp.confidence)
         kw = {"task": task, "columns": params.evaluate.slices,
@@ -166,8 +98,8 @@ def run(params: Params) -> dict:
 
     mv = mlflow.register_model(train_report["model_uri"], name)
     evidence = {
-        "trigger": os.environ.get("DRIFTLOOP_TRIGGER", "manual"),
-        "trigger_reason": os.environ.get("DRIFTLOOP_TRIGGER_REASON", ""),
+        "trigger": trigger.kind,
+        "trigger_reason": trigger.reason,
         "decision": "promoted" if decision.promote else "kept_champion",
         "reason": decision.reason,
         "git_commit": git_commit(params.root),
@@ -196,32 +128,13 @@ def run(params: Params) -> dict:
     return result
 
 
-def rollback(params: Params, reason: str) -> dict:
-    """Move @champion back to the version it replaced, and record why on both versions."""
-    from mlflow import MlflowClient
-
-    if not reason.strip():
-        raise ValueError("a rollback needs a reason (--reason \"...\"): it is recorded on the model")
-    tracking.setup(params)
-    client, name = MlflowClient(), params.project.name
-    champ = current_champion(client, name)
-    if champ is None:
-        raise RuntimeError(f"{name!r} has no @{CHAMPION}: nothing to roll back")
-    previous = champ.tags.get("previous_champion", "")
-    if not previous:
-        raise RuntimeError(f"{name} v{champ.version} replaced no earlier champion: nothing to roll "
-                           "back to; promote a version by hand with the MLflow client if needed")
-    client.set_registered_model_alias(name, CHAMPION, previous)
-    client.set_model_version_tag(name, champ.version, "rolled_back", reason)
-    client.set_model_version_tag(name, previous, "restored_by_rollback",
-                                 f"from v{champ.version}: {reason}")
-    log.info("rolled back %s: @%s v%s -> v%s (%s)", name, CHAMPION, champ.version, previous, reason)
-    return {"model": name, "from": int(champ.version), "to": int(previous), "reason": reason}
-
-
 def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.register", description=__doc__)
+    parser.add_argument("--trigger-file", type=Path, default=None,
+                        help="JSON {kind, reason} written by the train flow; absent: a manual run")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(load_params())
+    run(load_params(), read_trigger(args.trigger_file))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import logging
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from pipelines.config import Params, load_params
-from pipelines.io import read_table, replace_dir, write_json
+from driftloop.config import Params, load_params
+from driftloop.io import read_table, replace_dir, write_json
 
 log = logging.getLogger(__name__)
 

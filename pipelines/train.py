@@ -7,12 +7,11 @@ import math
 
 import pandas as pd
 
-from pipelines import tracking
-from pipelines.config import Params, load_params
-from pipelines.features import Preprocessor
-from pipelines.io import read_table, replace_dir, write_json, write_parquet
-from pipelines.metrics import best_f1_threshold, higher_is_better, task_metrics
-from pipelines.models import (
+from driftloop import tracking
+from driftloop.config import Params, load_params
+from driftloop.io import read_table, replace_dir, write_json, write_parquet
+from driftloop.learn.features import Preprocessor
+from driftloop.learn.models import (
     DriftloopModel,
     Fitted,
     Target,
@@ -21,6 +20,7 @@ from pipelines.models import (
     train_mlp,
     train_xgboost,
 )
+from driftloop.metrics import best_f1_threshold, higher_is_better, task_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,13 @@ def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFr
     if kind == "xgboost":
         hp = t.xgboost
         if t.tuning.enabled:
-            from pipelines.tune import tune_xgboost
+            from driftloop.learn.tune import tune_xgboost
 
             hp = tune_xgboost(pre, train, val, target, hp, t.tuning, t.seed, t.class_weight)
         return train_xgboost(pre, train, val, target, hp, t.seed, t.class_weight)
-    ckpt = params.root / t.checkpoint if t.checkpoint else None
+    ckpt = params.path("checkpoint")
     fit = train_mlp(pre, train, val, target, t.mlp, t.seed, t.class_weight, checkpoint=ckpt)
-    if ckpt is not None:
-        ckpt.unlink(missing_ok=True)  # finished: a later run must start afresh
+    ckpt.unlink(missing_ok=True)  # finished: a later run must start afresh
     return fit
 
 

@@ -31,7 +31,7 @@ def prefect_api():
 
 
 def pytest_collection_modifyitems(config, items):
-    from pipelines.devices import cuda_visible
+    from driftloop.learn.devices import cuda_visible
 
     if not cuda_visible():
         skip = pytest.mark.skip(reason="no CUDA device visible")

@@ -76,8 +76,8 @@ def make_project(dest: Path, overrides: dict | None = None) -> Path:
 
 
 def simulate(project: Path, weeks: list[int], drift_from: int | None = None) -> list[Path]:
-    from pipelines.config import load_params
-    from pipelines.simulate import run as sim_run
+    from driftloop.config import load_params
+    from driftloop.simulate import run as sim_run
 
     return sim_run(load_params(project / "params.yaml"), weeks, drift_from)
 
@@ -100,13 +100,27 @@ def training_frames(train_rows: int, val_rows: int, seed: int):
     """(params, preprocessor, train, val, target) on simulated demo data, for learner tests."""
     from datetime import date
 
-    from pipelines.config import load_params
-    from pipelines.features import Preprocessor
-    from pipelines.models import Target
-    from pipelines.simulate import simulate_week
+    from driftloop.config import load_params
+    from driftloop.learn.features import Preprocessor
+    from driftloop.learn.models import Target
+    from driftloop.simulate import simulate_week
 
     p = load_params(ROOT / "params.yaml")
     train = simulate_week(0, rows=train_rows, seed=seed, start=date(2026, 1, 5), drift=False)
     val = simulate_week(1, rows=val_rows, seed=seed, start=date(2026, 1, 5), drift=False)
     pre = Preprocessor.fit(train, p.data.numerical, p.data.categorical)
     return p, pre, train, val, Target.fit("binary", train[p.data.target])
+
+
+def demo_params():
+    """The repository's own params.yaml, the one home of every default."""
+    from driftloop.config import load_params
+
+    return load_params(ROOT / "params.yaml")
+
+
+def section(name: str, **changes):
+    """One params section of the demo project, with `changes` applied and validated."""
+    params = demo_params()
+    part = getattr(params, {"validate": "validate_", "register": "register_"}.get(name, name))
+    return type(part).model_validate({**part.model_dump(), **changes})

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.config import load_params
-from pipelines.simulate import simulate_week
+from driftloop.config import load_params
+from driftloop.simulate import simulate_week
 from pipelines.validate import ContractError, run
 from tests.helpers import ROOT
 
@@ -257,8 +257,8 @@ def test_leakage_guard_names_the_column_and_blocks_when_set_to_error(project, tm
 ])
 def test_unreadable_landed_file_is_quarantined_at_ingest(tmp_path, name, content):
     """A file that cannot even be read never enters raw: ingest quarantines it and stops."""
+    from driftloop.config import load_params
     from pipelines import ingest
-    from pipelines.config import load_params
     from tests.helpers import make_project
 
     project = make_project(tmp_path / "p")
@@ -271,7 +271,7 @@ def test_unreadable_landed_file_is_quarantined_at_ingest(tmp_path, name, content
     assert kept.read_bytes() == content  # byte for byte, nothing lost
     assert not (params.path("raw") / name).exists()
     assert (kept.parent / "report.json").exists() and (kept.parent / "report.html").exists()
-    from pipelines.quarantine import list_quarantined
+    from driftloop.contract.quarantine import list_quarantined
 
     (listed,) = list_quarantined(params.path("quarantine"))
     assert listed["files"] == [name] and name in listed["first"]

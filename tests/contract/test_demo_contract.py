@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import load_params
-from pipelines.simulate import simulate_week
-from pipelines.validate import check_frame, validator_for
+from driftloop.config import load_params
+from driftloop.contract.check import check_frame, validator_for
+from driftloop.simulate import simulate_week
 
 
 @pytest.fixture(scope="module")

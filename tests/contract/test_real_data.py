@@ -6,10 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.config import ValidateParams
-from pipelines.contract import draft_suite
-from pipelines.validate import Validator, check_frame, is_blocking, leakage_failures
-from tests.helpers import ROOT
+from driftloop.contract.check import Validator, check_frame, is_blocking, leakage_failures
+from driftloop.contract.suite import draft_suite
+from tests.helpers import ROOT, section
 
 HOTEL = ROOT.parent / "shared" / "data" / "hotel_bookings.parquet"
 pytestmark = pytest.mark.skipif(not HOTEL.exists(),
@@ -43,7 +42,7 @@ def test_drafted_contract_passes_the_later_half_with_warnings_at_most(halves):
 def test_leakage_guard_names_reservation_status(halves):
     first, _ = halves
     features = [c for c in first.columns if c not in ("is_canceled", "arrival_date")]
-    found = leakage_failures(ValidateParams(), first, "is_canceled", features, batch="first_half")
+    found = leakage_failures(section("validate"), first, "is_canceled", features, batch="first_half")
     assert "reservation_status" in {f.column for f in found}
     (f,) = [f for f in found if f.column == "reservation_status"]
     assert f.severity == "warn" and not is_blocking(f, "error") and "AUC" in f.detail

@@ -41,8 +41,8 @@ def deployed(tmp_path_factory, prefect_api):
 
 def weeks(project, first: int, n: int, drift_from: int | None):
     """Write the weeks into incoming/ (checked from there) and land a copy for training."""
-    from pipelines.config import load_params
-    from pipelines.simulate import run as sim_run
+    from driftloop.config import load_params
+    from driftloop.simulate import run as sim_run
 
     files = sim_run(load_params(project / "params.yaml"), list(range(first, first + n)),
                     drift_from, project / "incoming")

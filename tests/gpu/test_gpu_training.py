@@ -3,7 +3,7 @@
 
 import pytest
 
-from pipelines.models import train_mlp, train_xgboost
+from driftloop.learn.models import train_mlp, train_xgboost
 from tests.helpers import training_frames
 
 pytestmark = pytest.mark.gpu

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from driftloop.config import load_params
+from driftloop.monitor.alerts import alert_urls, send, should_alert
 from driftloop.services import free_port
-from pipelines.alerts import alert_urls, send, should_alert
-from pipelines.config import AlertParams, load_params
-from tests.helpers import ROOT
+from tests.helpers import ROOT, section
 
 REAL = ROOT.parent / "shared" / "data" / "hotel_bookings.parquet"
 
@@ -43,7 +43,7 @@ def receiver():
 def test_alerts_reach_a_webhook_and_failures_are_reported_not_raised(receiver, caplog):
     url, got = receiver
     dead = f"json://127.0.0.1:{free_port()}/"
-    urls = alert_urls(AlertParams(urls=[url]), env={"DRIFTLOOP_ALERT_URLS": f"{dead}, {url}"})
+    urls = alert_urls(section("alerts", urls=[url]), env={"DRIFTLOOP_ALERT_URLS": f"{dead}, {url}"})
     assert urls == [url, dead]
     failed = send(urls, "driftloop: retrain", "drift in batch_x", timeout=2)
     assert failed == [f"json://127.0.0.1:{dead.split(':')[2].split('/')[0]}/..."]
@@ -57,18 +57,18 @@ def test_alerts_reach_a_webhook_and_failures_are_reported_not_raised(receiver, c
     (["drift"], "wait", "drift", None, True), (["performance"], "ok", "no_drift", 0.2, True),
     (["performance"], "ok", "no_drift", 0.01, False)])
 def test_should_alert(on, action, status, drop, expected):
-    assert should_alert(AlertParams(on=on), action=action, drift_status=status,
+    assert should_alert(section("alerts", on=on), action=action, drift_status=status,
                         performance_drop=drop, performance_limit=0.05) is expected
 
 
 def _sim(week: int, rows: int, drift: bool) -> pd.DataFrame:
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     return simulate_week(week, rows=rows, seed=7, start=date(2026, 1, 5), drift=drift)
 
 
 def test_a_million_rows_from_the_reference_distribution_do_not_drift():
-    from pipelines.drift import check_frames
+    from driftloop.monitor.drift import check_frames
 
     p = load_params(ROOT / "params.yaml")
     reference = pd.concat([_sim(w, 4000, False) for w in range(5)], ignore_index=True)
@@ -82,7 +82,7 @@ def test_a_million_rows_from_the_reference_distribution_do_not_drift():
 
 
 def test_small_batches_are_insufficient_data():
-    from pipelines.drift import check_frames
+    from driftloop.monitor.drift import check_frames
 
     p = load_params(ROOT / "params.yaml")
     _, r = check_frames(_sim(0, 2000, False), _sim(1, p.drift.min_rows - 1, True),

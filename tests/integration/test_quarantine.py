@@ -36,9 +36,9 @@ def digests(project) -> dict:
 def champion(project):
     from mlflow import MlflowClient
 
-    from pipelines import tracking
-    from pipelines.config import load_params
-    from pipelines.register import current_champion
+    from driftloop import tracking
+    from driftloop.config import load_params
+    from driftloop.tracking import current_champion
 
     params = load_params(project / "params.yaml")
     tracking.setup(params)  # leaves MLFLOW_TRACKING_URI alone for the next test
@@ -58,7 +58,7 @@ def contract_artifact(flow_run_id):
 
 def test_bad_batch_is_quarantined_then_released_and_trained_on(tmp_path, prefect_api):
     from driftloop.cli import app
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     project = make_project(tmp_path)
     simulate(project, list(range(6)))

@@ -20,7 +20,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 def staged(tmp_path, overrides: dict, frame: pd.DataFrame, time_col: str):
     """A project copy whose splits are `frame` cut by time 70/15/15."""
-    from pipelines.config import load_params
+    from driftloop.config import load_params
 
     project = make_project(tmp_path, overrides)
     raw = yaml.safe_load((project / "params.yaml").read_text())
@@ -38,13 +38,14 @@ def staged(tmp_path, overrides: dict, frame: pd.DataFrame, time_col: str):
 
 
 def train_evaluate_register(params):
+    from driftloop.trigger import Trigger
     from pipelines import evaluate, register, train
 
-    return train.run(params), evaluate.run(params), register.run(params)
+    return train.run(params), evaluate.run(params), register.run(params, Trigger("manual", ""))
 
 
 def test_multiclass_on_generated_data(tmp_path):
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     frames = [simulate_week(w, rows=800, seed=3, start=date(2026, 1, 5), drift=False) for w in range(4)]
     df = pd.concat(frames, ignore_index=True)
@@ -94,7 +95,7 @@ def test_regression_on_bike_sharing(tmp_path):
 
 
 def demo_frame(weeks=4, rows=600):
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     return pd.concat([simulate_week(w, rows=rows, seed=3, start=date(2026, 1, 5), drift=False)
                       for w in range(weeks)], ignore_index=True)
@@ -128,13 +129,14 @@ def test_rollback_restores_the_previous_champion_and_records_why(tmp_path):
 
 
 def test_retraining_the_same_model_is_never_promoted(tmp_path):
+    from driftloop.trigger import Trigger
     from pipelines import register
 
     loose = {"register": {"metric": "auc", "thresholds": {"auc": 0.6}, "margin": -1.0,
                           "slice_tolerance": 1.0}}
     params = staged(tmp_path, loose, demo_frame(), "event_time")
     train_evaluate_register(params)
-    again = register.run(params)  # the very same model registered again
+    again = register.run(params, Trigger("manual", ""))  # the very same model registered again
     assert not again["promote"] and "identical" in again["reason"]
     assert again["champion_version"] == 1
 

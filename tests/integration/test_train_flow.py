@@ -19,8 +19,8 @@ WEEKS = list(range(6))
 def client_for(project):
     from mlflow import MlflowClient
 
-    from pipelines import tracking
-    from pipelines.config import load_params
+    from driftloop import tracking
+    from driftloop.config import load_params
 
     params = load_params(project / "params.yaml")
     tracking.setup(params)  # unlike mlflow.set_tracking_uri, leaves the environment alone
@@ -38,7 +38,7 @@ def run_train_flow(project, trigger="manual"):
 
 
 def champion_version(project):
-    from pipelines.register import current_champion
+    from driftloop.tracking import current_champion
 
     client, name = client_for(project)
     champ = current_champion(client, name)
@@ -77,7 +77,7 @@ def test_champion_pyfunc_takes_raw_rows_and_returns_probabilities(trained):
     import mlflow
 
     client_for(trained)
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     raw = simulate_week(20, rows=50, seed=1, start=pd.Timestamp("2026-01-05").date(), drift=False)
     proba = mlflow.pyfunc.load_model("models:/driftloop-demo@champion").predict(raw)
@@ -110,7 +110,7 @@ def _copy_trained(trained, tmp_path):
     (lambda df: df.assign(age=df["age"].where(df.index % 10 != 0, 140.0)), "age"),
 ])
 def test_bad_batch_stops_at_validate_and_keeps_the_champion(trained, tmp_path, corrupt, column):
-    from pipelines.simulate import simulate_week
+    from driftloop.simulate import simulate_week
 
     project = _copy_trained(trained, tmp_path)
     before = champion_version(project)

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.contract import (
+from driftloop.contract.check import contract_reason, failures_markdown
+from driftloop.contract.quarantine import QuarantineError, list_quarantined, quarantine, release, render_html
+from driftloop.contract.suite import (
     auc,
     draft_suite,
     explain,
@@ -20,9 +22,9 @@ from pipelines.contract import (
     text_type_errors,
     time_parameters,
 )
-from pipelines.quarantine import QuarantineError, list_quarantined, quarantine, release, render_html
-from pipelines.simulate import simulate_week
-from pipelines.validate import contract_reason, failures_markdown, plan_workers, window_table
+from driftloop.simulate import simulate_week
+from pipelines.validate import plan_workers, window_table
+from tests.helpers import ROOT
 
 
 def frame(rows=2000, seed=0):
@@ -130,6 +132,7 @@ def test_cli_contract_init_validate_and_force(tmp_path):
     fresh.assign(age=fresh["age"] * 100).to_parquet(tmp_path / "bad.parquet")
     (tmp_path / "junk.csv").write_bytes(b"\xff\xfe\x00a,b")
     out = tmp_path / "s.json"
+    project = ["--params", str(ROOT / "params.yaml")]
     cli = CliRunner()
     args = ["contract", "init", str(tmp_path / "ref.parquet"), "--target", "default", "--id",
             "application_id", "--time", "event_time", "--out", str(out)]
@@ -137,11 +140,11 @@ def test_cli_contract_init_validate_and_force(tmp_path):
     again = cli.invoke(app, args)
     assert again.exit_code == 1 and "--force" in again.output
     assert cli.invoke(app, [*args, "--force"]).exit_code == 0
-    ok = cli.invoke(app, ["validate", str(tmp_path / "fresh.parquet"), "--suite", str(out)])
+    ok = cli.invoke(app, ["validate", str(tmp_path / "fresh.parquet"), "--suite", str(out), *project])
     assert ok.exit_code == 0, ok.output
-    bad = cli.invoke(app, ["validate", str(tmp_path / "bad.parquet"), "--suite", str(out)])
+    bad = cli.invoke(app, ["validate", str(tmp_path / "bad.parquet"), "--suite", str(out), *project])
     assert bad.exit_code == 1 and "bad.parquet" in bad.output and "'age'" in bad.output
-    junk = cli.invoke(app, ["validate", str(tmp_path / "junk.csv"), "--suite", str(out)])
+    junk = cli.invoke(app, ["validate", str(tmp_path / "junk.csv"), "--suite", str(out), *project])
     assert junk.exit_code == 2 and "not UTF-8" in junk.output
 
 

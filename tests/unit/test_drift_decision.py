@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.drift import ColumnDrift, DriftSummary, decide_drift, parse_report
+from driftloop.monitor.drift import ColumnDrift, DriftSummary, decide_drift, parse_report
 
 REPORT = {
     "metrics": [
@@ -55,9 +55,9 @@ def test_small_batches_are_insufficient_data_whatever_the_drift():
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines import drift_stats  # noqa: E402
-from pipelines.config import DriftParams  # noqa: E402
-from pipelines.drift import PREDICTION, feature_methods, judge_columns, subsample  # noqa: E402
+from driftloop.monitor.drift import PREDICTION, feature_methods, judge_columns, subsample  # noqa: E402
+from driftloop.monitor import drift_stats  # noqa: E402
+from tests.helpers import section  # noqa: E402
 
 
 def test_judge_columns_needs_effect_above_threshold_and_noise_and_counts_missing():
@@ -101,7 +101,7 @@ def test_unknown_method_names_the_params_key():
 
 
 def test_feature_methods_by_type_and_seeded_subsample():
-    dp = DriftParams(drift_share=0.3, min_rows=10, reference_rows=100, seed=0, discrete_values=5)
+    dp = section("drift", drift_share=0.3, min_rows=10, reference_rows=100, seed=0, discrete_values=5)
     df = pd.DataFrame({"x": np.linspace(0, 1, 100), "k": np.arange(100) % 3, "c": ["a", "b"] * 50})
     assert feature_methods(df, ["x", "k"], ["c"], dp) == {"x": "wasserstein", "k": "psi",
                                                           "c": "jensenshannon"}

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from pipelines.config import ParamsError, load_params
+from driftloop.config import ParamsError, load_params
 from pipelines.ingest import BatchSpan, select_window
 from pipelines.train import choose_candidate
 
@@ -39,8 +39,14 @@ def test_params_errors_name_the_file_and_key(tmp_path):
 
 
 def test_a_failed_stage_restores_itself_and_later_stages_but_never_ingest():
-    from flows.common import stages_to_restore
+    from driftloop.dag import parse_stages, stages_to_restore
 
-    assert stages_to_restore("validate") == ["validate", "split", "train", "evaluate", "register"]
-    assert stages_to_restore("register") == ["register"]
-    assert stages_to_restore("ingest") == ["validate", "split", "train", "evaluate", "register"]
+    stages = parse_stages({"stages": {
+        "ingest": {"cmd": "i", "outs": [{"data/raw": {"persist": True}}, "data/window"]},
+        "validate": {"cmd": "v", "outs": ["data/validated"]},
+        "train": {"cmd": "t", "outs": ["models/m"], "meta": {"writes_mlflow": True}},
+        "register": {"cmd": "r", "metrics": [{"reports/r.json": {"cache": False}}]}}})
+    assert [s.writes_mlflow for s in stages] == [False, False, True, False]
+    assert stages_to_restore(stages, "validate") == ["validate", "train", "register"]
+    assert stages_to_restore(stages, "register") == ["register"]
+    assert stages_to_restore(stages, "ingest") == ["validate", "train", "register"]

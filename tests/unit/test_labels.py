@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipelines.labels import window_performance
+from driftloop.monitor.labels import window_performance
 
 T0 = datetime(2026, 3, 2)
 
@@ -63,7 +63,7 @@ def test_threshold_metrics_use_the_models_cut_off_not_one_half():
     # the champion's test f1 was taken at its tuned threshold; live f1 must use the same one
     preds, labels = week("batch_a", T0, 400, "3", 2, skill=0.2)
     kw = dict(id_col="id", target="y", time_col="t", version="3", metric="f1", min_labels=50)
-    (at_half,) = window_performance(preds, labels, **kw)
+    (at_half,) = window_performance(preds, labels, threshold=0.5, **kw)
     (at_cut,) = window_performance(preds, labels, threshold=0.3, **kw)
     from sklearn.metrics import f1_score
 
@@ -71,3 +71,5 @@ def test_threshold_metrics_use_the_models_cut_off_not_one_half():
     assert at_cut["value"] == pytest.approx(f1_score(joined["y"], joined["probability"] >= 0.3))
     assert at_half["value"] == pytest.approx(f1_score(joined["y"], joined["probability"] >= 0.5))
     assert at_cut["value"] != pytest.approx(at_half["value"])
+    with pytest.raises(ValueError, match="decision threshold"):
+        window_performance(preds, labels, **kw)  # f1 without the model's cut-off is refused

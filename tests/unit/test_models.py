@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.models import Target, predict, train_mlp, train_xgboost
+from driftloop.learn.models import Target, predict, train_mlp, train_xgboost
 from tests.helpers import training_frames
 
 

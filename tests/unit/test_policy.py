@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.config import PolicyParams
-from pipelines.policy import Check, State, decide, locked_state
+from driftloop.monitor.policy import Check, State, decide, locked_state
+from tests.helpers import section
 
 T0 = datetime(2026, 3, 2, 6, tzinfo=UTC)
 
@@ -28,14 +28,14 @@ def replay(statuses, policy, *, hours=24.0, state=None):
     (2, ["no_drift"] * 8, ["ok"] * 8),
 ])
 def test_retrain_when_drift_persists_for_n_distinct_checks(n, statuses, expected):
-    actions, _ = replay(statuses, PolicyParams(consecutive_drift=n, cooldown_hours=0))
+    actions, _ = replay(statuses, section("policy", consecutive_drift=n, cooldown_hours=0))
     assert actions == expected
 
 
 def test_eight_weeks_with_drift_from_week_five_retrain_once():
     """Weekly checks, drift from the 5th week; after the retrain the new champion (trained on
     the drifted weeks) is the reference, so the drifted weeks no longer drift against it."""
-    policy = PolicyParams(consecutive_drift=2, cooldown_hours=24, max_per_week=2)
+    policy = section("policy", consecutive_drift=2, cooldown_hours=24, max_per_week=2)
     state, actions = State(), []
     for week in range(8):
         champion = "2" if "retrain" in actions else "1"
@@ -48,20 +48,20 @@ def test_eight_weeks_with_drift_from_week_five_retrain_once():
 
 
 def test_persisting_drift_against_an_unchanged_champion_is_throttled():
-    policy = PolicyParams(consecutive_drift=2, cooldown_hours=24 * 21, max_per_week=2)
+    policy = section("policy", consecutive_drift=2, cooldown_hours=24 * 21, max_per_week=2)
     actions, state = replay(["no_drift"] * 4 + ["drift"] * 4, policy, hours=24 * 7)
     assert actions == ["ok"] * 4 + ["wait", "retrain", "wait", "cooldown"]
     assert len(state.retrains) == 1
 
 
 def test_five_drift_checks_within_a_minute_retrain_once():
-    actions, state = replay(["drift"] * 5, PolicyParams(consecutive_drift=1), hours=0.2 / 60)
+    actions, state = replay(["drift"] * 5, section("policy", consecutive_drift=1), hours=0.2 / 60)
     assert actions == ["retrain"] + ["cooldown"] * 4
     assert state.triggered == ("batch_00",)
 
 
 def test_the_same_window_never_counts_twice():
-    policy = PolicyParams(consecutive_drift=2, cooldown_hours=0)
+    policy = section("policy", consecutive_drift=2, cooldown_hours=0)
     state, seen = State(), []
     for _ in range(3):  # a daily check that keeps finding the same newest batch
         d, state = decide(state, Check("batch_a", "drift", "1"), now=T0, policy=policy)
@@ -75,7 +75,7 @@ def test_the_same_window_never_counts_twice():
 
 
 def test_weekly_cap():
-    policy = PolicyParams(consecutive_drift=1, cooldown_hours=1, max_per_week=2)
+    policy = section("policy", consecutive_drift=1, cooldown_hours=1, max_per_week=2)
     actions, _ = replay(["drift"] * 5, policy, hours=12)
     assert actions == ["retrain", "retrain", "capped", "capped", "capped"]
     actions, _ = replay(["drift"] * 16, policy, hours=24)
@@ -84,7 +84,7 @@ def test_weekly_cap():
 
 
 def test_cooldown_keeps_the_streak_so_persisting_drift_retrains_after_it():
-    policy = PolicyParams(consecutive_drift=1, cooldown_hours=48, max_per_week=5)
+    policy = section("policy", consecutive_drift=1, cooldown_hours=48, max_per_week=5)
     actions, _ = replay(["drift"] * 4, policy, hours=24)
     assert actions == ["retrain", "cooldown", "retrain", "cooldown"]
 
@@ -92,7 +92,7 @@ def test_cooldown_keeps_the_streak_so_persisting_drift_retrains_after_it():
 @pytest.mark.parametrize("drop,action", [(0.08, "retrain"), (0.05, "ok"), (0.01, "ok"),
                                          (-0.02, "ok")])
 def test_performance_drop_beyond_x_retrains(drop, action):
-    policy = PolicyParams(performance_drop=0.05)
+    policy = section("policy", performance_drop=0.05)
     d, _ = decide(State(), Check("b1", "no_drift", "1", perf_key="b0", perf_drop=drop), now=T0,
                   policy=policy)
     assert d.action == action
@@ -101,7 +101,7 @@ def test_performance_drop_beyond_x_retrains(drop, action):
 
 
 def test_a_labelled_window_triggers_once_even_when_checked_again():
-    policy = PolicyParams(performance_drop=0.05, cooldown_hours=0)
+    policy = section("policy", performance_drop=0.05, cooldown_hours=0)
     d1, s = decide(State(), Check("b1", "no_drift", "1", "b0", 0.1), now=T0, policy=policy)
     d2, s = decide(s, Check("b2", "no_drift", "1", "b0", 0.1), now=T0, policy=policy)
     d3, s = decide(s, Check("b3", "no_drift", "1", "b1", 0.1), now=T0, policy=policy)
@@ -109,14 +109,14 @@ def test_a_labelled_window_triggers_once_even_when_checked_again():
 
 
 def test_a_new_champion_resets_the_streak():
-    policy = PolicyParams(consecutive_drift=2)
+    policy = section("policy", consecutive_drift=2)
     _, s = decide(State(), Check("b1", "drift", "1"), now=T0, policy=policy)
     d, s = decide(s, Check("b2", "drift", "2"), now=T0, policy=policy)
     assert d.action == "wait" and "champion changed 1 -> 2" in d.reason and s.streak == ("b2",)
 
 
 def test_every_verdict_says_why():
-    policy = PolicyParams(consecutive_drift=2, cooldown_hours=0)
+    policy = section("policy", consecutive_drift=2, cooldown_hours=0)
     _, state = replay(["drift"], policy)
     for status in ("drift", "no_drift", "insufficient_data"):
         d, _ = decide(state, Check(f"x-{status}", status, "1"), now=T0, policy=policy)
@@ -127,7 +127,7 @@ def test_state_round_trips_through_the_locked_file(tmp_path):
     path = tmp_path / "monitoring" / "state.json"
     with locked_state(path) as box:
         assert box[0] == State()
-        _, box[0] = decide(box[0], Check("b1", "drift", "3"), now=T0, policy=PolicyParams())
+        _, box[0] = decide(box[0], Check("b1", "drift", "3"), now=T0, policy=section("policy"))
     with locked_state(path) as box:
         assert box[0].triggered == ("b1",) and box[0].champion == "3"
     path.write_text("{not json")

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.metrics import BootstrapResult, metric_fn, paired_bootstrap
-from pipelines.register import decide_promotion, slice_regressions, threshold_failures
+from driftloop.gate import decide_promotion, slice_regressions, threshold_failures
+from driftloop.metrics import BootstrapResult, metric_fn, paired_bootstrap
 
 THRESH = {"auc": 0.6, "brier": 0.25}
 

@@ -3,8 +3,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from pipelines.config import load_params
-from pipelines.simulate import simulate_week
+from driftloop.config import load_params
+from driftloop.simulate import simulate_week
 
 START = date(2026, 1, 5)
 

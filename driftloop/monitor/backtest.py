@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines import policy as pol
-from pipelines.config import DriftParams, Params, PolicyParams
-from pipelines.drift import check_frames
-from pipelines.io import list_batches, read_table
+from driftloop.config import DriftParams, Params, PolicyParams
+from driftloop.io import list_batches, read_table
+from driftloop.monitor import policy as pol
+from driftloop.monitor.drift import check_frames
 
 _ID_LIKE = 0.5  # text columns with more distinct values than this share of rows are ids
 

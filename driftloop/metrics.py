@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 HIGHER_IS_BETTER = {"auc": True, "f1": True, "precision": True, "recall": True, "accuracy": True,
@@ -17,6 +18,8 @@ TASK_METRICS = {
     "regression": ("rmse", "mae", "mape", "r2"),
 }
 EPS = 1e-7
+THRESHOLD_METRICS = ("f1", "precision", "recall")
+SINGLE_CLASS_THRESHOLD = 0.5  # val holds one class only: no cut-off maximises F1
 
 
 def higher_is_better(metric: str) -> bool:
@@ -26,12 +29,16 @@ def higher_is_better(metric: str) -> bool:
         raise ValueError(f"unknown metric {metric!r}; use one of {sorted(HIGHER_IS_BETTER)}") from None
 
 
-def metric_fn(task: str, metric: str, threshold: float = 0.5) -> Callable[[np.ndarray, np.ndarray], float]:
+def metric_fn(task: str, metric: str, threshold: float | None = None
+              ) -> Callable[[np.ndarray, np.ndarray], float]:
     """f(y, prediction) for one metric; prediction is P(1), a class-probability matrix, or a value."""
     if metric not in TASK_METRICS[task]:
         raise ValueError(f"metric {metric!r} does not apply to task {task!r}; "
                          f"choose from {TASK_METRICS[task]}")
     if task == "binary":
+        if threshold is None and metric in THRESHOLD_METRICS:
+            raise ValueError(f"binary {metric} needs the decision threshold the model was tuned "
+                             "with (`threshold` in reports/train/metrics.json; evaluate.threshold)")
         return {
             "auc": lambda y, p: float(skm.roc_auc_score(y, p)) if len(np.unique(y)) > 1 else np.nan,
             "f1": lambda y, p: float(skm.f1_score(y, p >= threshold, zero_division=0)),
@@ -54,7 +61,7 @@ def metric_fn(task: str, metric: str, threshold: float = 0.5) -> Callable[[np.nd
     }[metric]
 
 
-def task_metrics(task: str, y: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> dict:
+def task_metrics(task: str, y: np.ndarray, pred: np.ndarray, threshold: float | None = None) -> dict:
     out = {m: metric_fn(task, m, threshold)(y, pred) for m in TASK_METRICS[task]}
     out["rows"] = int(len(y))
     if task == "binary":
@@ -72,7 +79,7 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The probability cut that maximises F1 on (validation) data."""
     prec, rec, thr = skm.precision_recall_curve(y, p)
     f1 = 2 * prec[:-1] * rec[:-1] / np.maximum(prec[:-1] + rec[:-1], EPS)
-    return float(thr[int(np.argmax(f1))]) if len(thr) else 0.5
+    return float(thr[int(np.argmax(f1))]) if len(thr) else SINGLE_CLASS_THRESHOLD
 
 
 def reliability_curve(y: np.ndarray, p: np.ndarray, bins: int) -> list[dict]:
@@ -115,3 +122,28 @@ def paired_bootstrap(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(diffs, [alpha, 1 - alpha])
     return BootstrapResult(float(np.mean(diffs)), float(lo), float(hi), len(diffs), confidence)
+
+
+def encode_target(y: pd.Series, task: str, classes: list[str] | None) -> np.ndarray:
+    if task == "regression":
+        return y.to_numpy(np.float64)
+    if task == "binary":
+        return y.to_numpy().astype(int)
+    return pd.Categorical(y.astype(str), categories=classes).codes.astype(int)
+
+
+def slice_metrics(df: pd.DataFrame, y: np.ndarray, pred: np.ndarray, *, task: str, columns: list[str],
+                  min_rows: int, threshold: float | None = None) -> list[dict]:
+    """Task metrics per level of each slice column (levels with >= min_rows rows) (pure)."""
+    rows = []
+    for col in columns:
+        if col not in df.columns:
+            raise ValueError(f"evaluate.slices names column {col!r}, which the test data lacks; "
+                             "fix params.yaml")
+        for level, idx in df.groupby(df[col].astype("string").fillna("<missing>")).indices.items():
+            if len(idx) < min_rows:
+                continue
+            m = {k: v for k, v in task_metrics(task, y[idx], pred[idx], threshold).items()
+                 if isinstance(v, float) and k in TASK_METRICS[task]}
+            rows.append({"column": col, "level": str(level), "rows": int(len(idx)), **m})
+    return rows

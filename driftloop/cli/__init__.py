@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli_common import ParamsOpt, params_or_exit
+from driftloop.cli.common import ParamsOpt, params_or_exit
 
 app = typer.Typer(help="driftloop: train, validate, register and monitor tabular models.",
                   no_args_is_help=True, add_completion=False)
@@ -24,7 +24,7 @@ def simulate(
     params: ParamsOpt = None,
 ) -> None:
     """Write synthetic weekly batches (deterministic per seed and week) into landing."""
-    from pipelines import simulate as sim
+    from driftloop import simulate as sim
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = params_or_exit(params)
@@ -38,8 +38,8 @@ def status_report(p) -> dict:
     """Champion, recent model versions and the last drift verdict."""
     from mlflow import MlflowClient
 
-    from pipelines import tracking
-    from pipelines.register import current_champion
+    from driftloop import tracking
+    from driftloop.tracking import current_champion
 
     tracking.setup(p)
     client = MlflowClient()
@@ -88,7 +88,7 @@ def status(params: ParamsOpt = None,
 def rollback(reason: Annotated[str, typer.Option(help="why: recorded on both versions")],
              params: ParamsOpt = None) -> None:
     """Move @champion back to the version the current champion replaced."""
-    from pipelines.register import rollback as do_rollback
+    from driftloop.tracking import rollback as do_rollback
 
     try:
         r = do_rollback(params_or_exit(params), reason)
@@ -99,12 +99,11 @@ def rollback(reason: Annotated[str, typer.Option(help="why: recorded on both ver
 
 
 # Command groups from other modules register themselves here (one line each).
-from driftloop import cli_monitor  # noqa: E402
+from driftloop.cli import contract as contract_cmds  # noqa: E402
+from driftloop.cli import monitor as monitor_cmds  # noqa: E402
 
-cli_monitor.register(app)
-from driftloop import cli_contract  # noqa: E402
-
-cli_contract.register(app)
+monitor_cmds.register(app)
+contract_cmds.register(app)
 
 
 if __name__ == "__main__":

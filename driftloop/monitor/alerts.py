@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from pipelines.config import AlertParams
+from driftloop.config import AlertParams
 
 log = logging.getLogger(__name__)
 ENV_URLS = "DRIFTLOOP_ALERT_URLS"

@@ -31,6 +31,12 @@ class PathParams(_Frozen):
     predictions: Path
     quarantine: Path
     suite: Path
+    checkpoint: Path
+    labels: Path
+    policy_state: Path
+    decisions: Path
+    trigger: Path
+    mlflow_artifacts: Path
 
 
 class DataParams(_Frozen):
@@ -50,7 +56,7 @@ class SimulateParams(_Frozen):
     rows_per_week: int = Field(gt=0)
     start: str
     weeks: int = Field(gt=0)
-    drift_from_week: int | None = None
+    drift_from_week: int | None
 
 
 class IngestParams(_Frozen):
@@ -58,29 +64,29 @@ class IngestParams(_Frozen):
 
 
 class LeakageParams(_Frozen):
-    max_auc: float = Field(0.98, gt=0.5, le=1)   # a feature alone above this AUC is flagged
-    severity: Literal["error", "warn"] = "warn"
-    sample_rows: int = Field(50_000, gt=0)       # rows sampled to compute the AUCs
-    seed: int = 0
+    max_auc: float = Field(gt=0.5, le=1)   # a feature alone above this AUC is flagged
+    severity: Literal["error", "warn"]
+    sample_rows: int = Field(gt=0)       # rows sampled to compute the AUCs
+    seed: int
 
 
 class ValidateParams(_Frozen):
-    fail_on: Literal["error", "warn"] = "error"
-    max_age_days: int = Field(1095, gt=0)        # events older than this break the contract
-    clock_skew_minutes: int = Field(5, ge=0)     # events up to this far in the future are tolerated
-    leakage: LeakageParams = LeakageParams()
-    workers: int = Field(0, ge=0)                # processes checking batches; 0: one per core
+    fail_on: Literal["error", "warn"]
+    max_age_days: int = Field(gt=0)        # events older than this break the contract
+    clock_skew_minutes: int = Field(ge=0)     # events up to this far in the future are tolerated
+    leakage: LeakageParams
+    workers: int = Field(ge=0)                # processes checking batches; 0: one per core
 
 
 class SplitParams(_Frozen):
-    method: Literal["stratified", "time"] = "time"
+    method: Literal["stratified", "time"]
     seed: int
     val_size: float = Field(gt=0, lt=1)
     test_size: float = Field(gt=0, lt=1)
 
 
 class XGBParams(_Frozen):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"]
     n_estimators: int
     learning_rate: float
     max_depth: int
@@ -92,7 +98,7 @@ class XGBParams(_Frozen):
 
 
 class MLPParams(_Frozen):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"]
     hidden: list[int]
     embedding_dim: int
     dropout: float
@@ -101,41 +107,57 @@ class MLPParams(_Frozen):
     batch_size: int
     max_epochs: int
     patience: int
+    lr_factor: float = Field(gt=0, lt=1)
+    lr_patience: int = Field(ge=0)
     threads: int
 
 
+class SearchRange(_Frozen):
+    low: int | float
+    high: int | float
+    log: bool
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"a search range needs low < high (and low > 0 on a log scale); "
+                             f"got {self.low}..{self.high} log={self.log}")
+        return self
+
+
 class TuningParams(_Frozen):
-    enabled: bool = False
-    n_trials: int = Field(20, gt=0)
-    timeout_s: float = Field(600, gt=0)
-    seed: int = 0
+    enabled: bool
+    space: dict[str, SearchRange]
+    n_trials: int = Field(gt=0)
+    timeout_s: float = Field(gt=0)
+    seed: int
 
 
 class TrainParams(_Frozen):
     seed: int
     candidates: list[Literal["xgboost", "mlp"]]
-    class_weight: Literal["none", "balanced"] = "none"
-    checkpoint: Path | None = None
+    class_weight: Literal["none", "balanced"]
     xgboost: XGBParams
     mlp: MLPParams
-    tuning: TuningParams = TuningParams()
+    tuning: TuningParams
 
 
 class EvaluateParams(_Frozen):
-    threshold: float | Literal["best_f1_on_val"] = "best_f1_on_val"
-    slices: list[str] = []
-    slice_min_rows: int = Field(50, gt=0)
-    calibration_bins: int = Field(10, gt=1)
+    threshold: float | Literal["best_f1_on_val"]
+    slices: list[str]
+    slice_min_rows: int = Field(gt=0)
+    calibration_bins: int = Field(gt=1)
 
 
 class RegisterParams(_Frozen):
     metric: str
-    thresholds: dict[str, float] = {}
-    margin: float = 0.0
-    bootstrap_samples: int = Field(500, ge=50)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    seed: int = 0
-    slice_tolerance: float = Field(0.03, ge=0)
+    thresholds: dict[str, float]
+    margin: float
+    bootstrap_samples: int = Field(ge=50)
+    confidence: float = Field(gt=0.5, lt=1)
+    seed: int
+    slice_tolerance: float = Field(ge=0)
+    identical_atol: float = Field(ge=0)
 
 
 class DriftParams(_Frozen):
@@ -143,44 +165,41 @@ class DriftParams(_Frozen):
     min_rows: int = Field(gt=0)
     reference_rows: int = Field(gt=0)
     seed: int
-    max_rows: int = Field(20000, gt=0)
-    num_method: Literal["wasserstein", "psi", "jensenshannon"] = "wasserstein"
-    cat_method: Literal["jensenshannon", "psi"] = "jensenshannon"
-    discrete_method: Literal["psi", "jensenshannon", "wasserstein"] = "psi"
-    discrete_values: int = Field(20, ge=0)
-    threshold: float = Field(0.1, gt=0)
-    noise_rounds: int = Field(20, ge=0)
-    noise_quantile: float = Field(0.95, gt=0, le=1)
-    missing_increase: float = Field(0.1, gt=0, le=1)
-    prediction_threshold: float = Field(0.1, gt=0)
-    labels: Path = Path("data/labels")
-    min_labels: int = Field(100, gt=0)
+    max_rows: int = Field(gt=0)
+    num_method: Literal["wasserstein", "psi", "jensenshannon"]
+    cat_method: Literal["jensenshannon", "psi"]
+    discrete_method: Literal["psi", "jensenshannon", "wasserstein"]
+    discrete_values: int = Field(ge=0)
+    threshold: float = Field(gt=0)
+    noise_rounds: int = Field(ge=0)
+    noise_quantile: float = Field(gt=0, le=1)
+    missing_increase: float = Field(gt=0, le=1)
+    prediction_threshold: float = Field(gt=0)
+    min_labels: int = Field(gt=0)
 
 
 class PolicyParams(_Frozen):
-    consecutive_drift: int = Field(1, gt=0)
-    performance_metric: Literal["auc", "f1", "precision", "recall"] = "auc"
-    performance_drop: float = Field(0.05, gt=0)
-    cooldown_hours: float = Field(24, ge=0)
-    max_per_week: int = Field(2, ge=0)
-    state: Path = Path("data/monitoring/policy_state.json")
+    consecutive_drift: int = Field(gt=0)
+    performance_metric: Literal["auc", "f1", "precision", "recall"]
+    performance_drop: float = Field(gt=0)
+    cooldown_hours: float = Field(ge=0)
+    max_per_week: int = Field(ge=0)
 
 
 class AlertParams(_Frozen):
-    urls: list[str] = []
-    on: list[Literal["retrain", "drift", "cooldown", "capped", "performance"]] = ["retrain"]
-    timeout: float = Field(5, gt=0)
+    urls: list[str]
+    on: list[Literal["retrain", "drift", "cooldown", "capped", "performance"]]
+    timeout: float = Field(gt=0)
 
 
 class MlflowParams(_Frozen):
     tracking_uri: str
-    artifact_root: Path
 
 
 class Params(_Frozen):
     root: Path
     project: ProjectParams
-    task: Literal["binary", "multiclass", "regression"] = "binary"
+    task: Literal["binary", "multiclass", "regression"]
     paths: PathParams
     data: DataParams
     simulate: SimulateParams
@@ -191,13 +210,13 @@ class Params(_Frozen):
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     drift: DriftParams
-    policy: PolicyParams = PolicyParams()
-    alerts: AlertParams = AlertParams()
+    policy: PolicyParams
+    alerts: AlertParams
     mlflow: MlflowParams
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> Params:
-        from pipelines.metrics import TASK_METRICS
+        from driftloop.metrics import TASK_METRICS
 
         allowed = TASK_METRICS[self.task]
         wrong = [m for m in [self.register_.metric, *self.register_.thresholds] if m not in allowed]
@@ -224,7 +243,7 @@ class Params(_Frozen):
 
     @property
     def artifact_uri(self) -> str:
-        return (self.root / self.mlflow.artifact_root).as_uri()
+        return self.path("mlflow_artifacts").as_uri()
 
 
 class ParamsError(ValueError):

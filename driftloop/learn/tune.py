@@ -6,21 +6,23 @@ import logging
 
 import pandas as pd
 
-from pipelines.config import TuningParams, XGBParams
-from pipelines.features import Preprocessor
-from pipelines.models import Target, predict, train_xgboost, val_score
+from driftloop.config import SearchRange, TuningParams, XGBParams
+from driftloop.learn.features import Preprocessor
+from driftloop.learn.models import Target, predict, train_xgboost, val_score
 
 log = logging.getLogger(__name__)
 
 
-def search_space(trial, base: XGBParams) -> XGBParams:
-    return base.model_copy(update={
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-        "max_depth": trial.suggest_int("max_depth", 2, 10),
-        "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20, log=True),
-        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
-    })
+def search_space(trial, base: XGBParams, space: dict[str, SearchRange]) -> XGBParams:
+    """One trial's XGBoost knobs: each knob in `space` (train.tuning.space) drawn from its
+    range, the others as in `base`."""
+    picks = {}
+    for name, r in space.items():
+        if isinstance(getattr(base, name), int) and isinstance(r.low, int) and isinstance(r.high, int):
+            picks[name] = trial.suggest_int(name, r.low, r.high, log=r.log)
+        else:
+            picks[name] = trial.suggest_float(name, float(r.low), float(r.high), log=r.log)
+    return base.model_copy(update=picks)
 
 
 def _pruning_callback(trial, metric: str):
@@ -46,13 +48,13 @@ def tune_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, targ
     import mlflow
     import optuna
 
-    from pipelines import tracking
+    from driftloop import tracking
 
     metric = {"binary": "auc", "multiclass": "mlogloss", "regression": "rmse"}[target.task]
     y_val = target.encode(val[target.column])
 
     def objective(trial):
-        hp = search_space(trial, base)
+        hp = search_space(trial, base, tuning.space)
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True) as run:
             mlflow.log_params(trial.params)
             fit = train_xgboost(pre, train, val, target, hp, seed, class_weight,

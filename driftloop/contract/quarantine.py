@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipelines.io import TABLE_SUFFIXES, write_json, write_text
+from driftloop.io import TABLE_SUFFIXES, write_json, write_text
 
 
 class QuarantineError(RuntimeError):

@@ -16,10 +16,10 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from pipelines.config import MLPParams, XGBParams
-from pipelines.devices import choose_device, cuda_visible, torch_cuda_ok
-from pipelines.features import Preprocessor
-from pipelines.metrics import metric_fn
+from driftloop.config import MLPParams, XGBParams
+from driftloop.learn.devices import choose_device, cuda_visible, torch_cuda_ok
+from driftloop.learn.features import Preprocessor
+from driftloop.metrics import metric_fn
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,8 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
     yv = target.encode(val[target.column])
     model = _mlp_class()(xn.shape[1], pre.cardinalities, target.n_outputs, p).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=p.lr_factor,
+                                                       patience=p.lr_patience)
     use_amp = device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     state = {"epoch": -1, "best": -np.inf, "best_epoch": 0, "best_state": None,

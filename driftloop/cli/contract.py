@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli_common import ParamsOpt, params_or_exit
+from driftloop.cli.common import ParamsOpt, params_or_exit
 
 contract_app = typer.Typer(help="Draft data contracts (Great Expectations suites).",
                            no_args_is_help=True)
@@ -21,37 +21,27 @@ def validate(
     suite: Annotated[Path | None, typer.Option(help="suite JSON (default: paths.suite)")] = None,
     params: ParamsOpt = None,
 ) -> None:
-    """Run the contract on one file; touches no state. Exit 0 pass, 1 fail, 2 unreadable."""
-    import pandas as pd
+    """Run the contract on one file; touches no state. Exit 0 pass, 1 fail, 2 unreadable.
 
-    from pipelines.config import ValidateParams
-    from pipelines.contract import time_parameters
-    from pipelines.io import DataFileError, read_table
-    from pipelines.validate import Validator, check_frame, is_blocking, leakage_failures, load_suite
+    The time bounds, leakage guard and `fail_on` come from the project's `validate:` params
+    (the nearest params.yaml, or --params)."""
+    from driftloop.contract.check import check_file
+    from driftloop.io import DataFileError
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    p = params_or_exit(params, required=suite is None)
-    vp = p.validate_ if p else ValidateParams()
+    p = params_or_exit(params)
     try:
-        s = load_suite(suite or p.path("suite"))
-        df = read_table(file)
+        result = check_file(p, file, suite)
     except (ValueError, DataFileError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    meta = s.get("meta") or {}  # a drafted suite names its target, id and time columns
-    own = (meta.get("target"), meta.get("id"), meta.get("time"))
-    target = p.data.target if p and suite is None else own[0]
-    features = p.data.features if p and suite is None else [c for c in df.columns if c not in own]
-    validator = Validator(s, time_parameters(pd.Timestamp.now(tz="UTC"), max_age_days=vp.max_age_days,
-                                             clock_skew_minutes=vp.clock_skew_minutes))
-    failures = check_frame(validator, df, file.name)
-    if target:
-        failures += leakage_failures(vp, df, target, features, batch=file.name)
-    blocking = [f for f in failures if is_blocking(f, vp.fail_on)]
-    for f in failures:
-        typer.echo(f"{'ERROR' if f in blocking else 'warn '} {f.line()}", err=f in blocking)
-    typer.echo(f"{file}: {len(df)} rows, {len(blocking)} blocking failure(s), "
-               f"{len(failures) - len(blocking)} warning(s): {'FAIL' if blocking else 'pass'}")
+    for f in result.failures:
+        blocking = f in result.blocking
+        typer.echo(f"{'ERROR' if blocking else 'warn '} {f.line()}", err=blocking)
+    typer.echo(f"{file}: {result.rows} rows, {len(result.blocking)} blocking failure(s), "
+               f"{len(result.failures) - len(result.blocking)} warning(s): "
+               f"{'FAIL' if result.blocking else 'pass'}")
+    blocking = result.blocking
     raise typer.Exit(1 if blocking else 0)
 
 
@@ -66,8 +56,8 @@ def init(
 ) -> None:
     """Draft a suite from a reference file (types, null rates, ranges with margin, category sets,
     row counts) for a person to review."""
-    from pipelines.contract import draft_suite
-    from pipelines.io import DataFileError, read_table, write_json
+    from driftloop.contract.suite import draft_suite
+    from driftloop.io import DataFileError, read_table, write_json
 
     out = out or Path("expectations") / f"{data.stem}.json"
     if out.exists() and not force:
@@ -92,7 +82,7 @@ def init(
 def list_cmd(params: ParamsOpt = None,
              as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
     """Quarantined batches, with their first failed check."""
-    from pipelines.quarantine import list_quarantined
+    from driftloop.contract.quarantine import list_quarantined
 
     rows = list_quarantined(params_or_exit(params).path("quarantine"))
     if as_json:
@@ -109,7 +99,7 @@ def list_cmd(params: ParamsOpt = None,
 def release_cmd(batch: Annotated[str, typer.Argument(help="batch name (folder under data/quarantine)")],
                 params: ParamsOpt = None) -> None:
     """Put a fixed batch file back into landing; the next run ingests and validates it again."""
-    from pipelines.quarantine import QuarantineError, release
+    from driftloop.contract.quarantine import QuarantineError, release
 
     p = params_or_exit(params)
     try:

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import drift_stats, tracking
-from pipelines.config import DriftParams, Params, load_params
-from pipelines.io import newest_batch, read_table, write_json
+from driftloop import tracking
+from driftloop.config import DriftParams, Params, load_params
+from driftloop.io import newest_batch, read_table, write_json
+from driftloop.monitor import drift_stats
 
 log = logging.getLogger(__name__)
 _COLUMN_TEST = re.compile(r"^Value Drift for column (?P<col>.+)$")
@@ -222,7 +223,7 @@ def _with_scores(model, df: pd.DataFrame, features: list[str], seed: int, n: int
 def run(params: Params, batch: Path | None = None) -> dict:
     """Check one batch against the champion; write the verdict and the HTML report, log both
     to MLflow. The retrain policy is applied by the caller (flows/drift_check.py)."""
-    from pipelines import labels
+    from driftloop.monitor import labels
 
     batch = Path(batch) if batch else newest_batch(params.path("landing"), params.path("raw"))
     current = read_table(batch)
@@ -241,7 +242,7 @@ def run(params: Params, batch: Path | None = None) -> dict:
     result["rows"], result["reference_rows"] = len(current), len(champ.reference)
     metric = params.policy.performance_metric
     perf = labels.latest_performance(params, version=champ.version, metric=metric,
-                                     threshold=champ.test_metrics.get("threshold", 0.5))
+                                     threshold=champ.test_metrics.get("threshold"))
     baseline = champ.test_metrics.get(metric)
     if perf is not None and baseline is not None:
         perf["champion_test"] = float(baseline)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.config import Params, load_params
-from pipelines.io import write_parquet
+from driftloop.config import Params, load_params
+from driftloop.io import write_parquet
 
 log = logging.getLogger(__name__)
 

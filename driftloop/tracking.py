@@ -1,12 +1,17 @@
-"""MLflow plumbing shared by the stages: one experiment per project, batched metric logging."""
+"""MLflow plumbing: one experiment per project, batched metric logging, and the registry's
+@champion alias (lookup and rollback)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
 
-from pipelines.config import Params
+from driftloop.config import Params
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"  # the registry alias of the serving model
 
 
 def setup(params: Params) -> str:
@@ -36,8 +41,6 @@ def champion(params: Params):
     """The project's @champion model version (MLflow set up first), or a clear error when
     there is none yet. Load its model by this version, not by the alias, which can move."""
     from mlflow import MlflowClient
-
-    from pipelines.register import CHAMPION, current_champion
 
     setup(params)
     champ = current_champion(MlflowClient(), params.project.name)
@@ -75,3 +78,35 @@ def log_metrics(run_id: str, values: Mapping[str, float],
     client = MlflowClient()
     for i in range(0, len(metrics), 1000):  # the REST API caps a batch at 1000 metrics
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
+
+
+def current_champion(client, name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def rollback(params: Params, reason: str) -> dict:
+    """Move @champion back to the version it replaced, and record why on both versions."""
+    from mlflow import MlflowClient
+
+    if not reason.strip():
+        raise ValueError("a rollback needs a reason (--reason \"...\"): it is recorded on the model")
+    setup(params)
+    client, name = MlflowClient(), params.project.name
+    champ = current_champion(client, name)
+    if champ is None:
+        raise RuntimeError(f"{name!r} has no @{CHAMPION}: nothing to roll back")
+    previous = champ.tags.get("previous_champion", "")
+    if not previous:
+        raise RuntimeError(f"{name} v{champ.version} replaced no earlier champion: nothing to roll "
+                           "back to; promote a version by hand with the MLflow client if needed")
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_model_version_tag(name, champ.version, "rolled_back", reason)
+    client.set_model_version_tag(name, previous, "restored_by_rollback",
+                                 f"from v{champ.version}: {reason}")
+    log.info("rolled back %s: @%s v%s -> v%s (%s)", name, CHAMPION, champ.version, previous, reason)
+    return {"model": name, "from": int(champ.version), "to": int(previous), "reason": reason}

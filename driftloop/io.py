@@ -138,3 +138,18 @@ def newest_batch(*folders: Path) -> Path:
         raise FileNotFoundError(f"no batch files in {' or '.join(map(str, folders))}: land one "
                                 "(e.g. `driftloop simulate`)")
     return max(files, key=lambda p: p.name)
+
+
+def find_batch(batch: str | None, folders: list[Path]) -> Path | None:
+    """A batch given by name is looked up in `folders` in order; a path is taken as is;
+    None stays None (the caller then takes the newest)."""
+    if not batch:
+        return None
+    p = Path(batch)
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    for folder in folders:
+        if (folder / p.name).exists():
+            return folder / p.name
+    raise FileNotFoundError(f"batch {batch!r} is in none of {', '.join(map(str, folders))}; "
+                            "pass a file path or a landed batch name")

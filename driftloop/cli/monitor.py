@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli_common import ParamsOpt
-from pipelines.config import ParamsError, load_params
+from driftloop.cli.common import ParamsOpt
+from driftloop.config import ParamsError, load_params
 
 
 def backtest(
@@ -27,7 +27,7 @@ def backtest(
                                                          '"retrains": [...]}')] = False,
 ) -> None:
     """When would the policy have retrained on these batches, and why? Changes no state."""
-    from pipelines import backtest as bt
+    from driftloop.monitor import backtest as bt
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:

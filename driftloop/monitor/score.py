@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import tracking
-from pipelines.config import Params, load_params
-from pipelines.io import newest_batch, read_table, write_parquet
+from driftloop import tracking
+from driftloop.config import Params, load_params
+from driftloop.io import newest_batch, read_table, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """labels: the champion's measured performance once true outcomes land, possibly days late.
 
-Label files (`drift.labels`, .parquet or .csv) carry the id and the target, optionally a
+Label files (`paths.labels`, .parquet or .csv) carry the id and the target, optionally a
 `labeled_at` time. They are joined to the stored predictions by id, so a label always counts
 for the window (prediction batch) its row was scored in, whenever it arrives.
 """
@@ -12,9 +12,9 @@ from datetime import datetime
 
 import pandas as pd
 
-from pipelines.config import Params
-from pipelines.io import list_batches, read_table
-from pipelines.metrics import metric_fn
+from driftloop.config import Params
+from driftloop.io import list_batches, read_table
+from driftloop.metrics import metric_fn
 
 log = logging.getLogger(__name__)
 LABELED_AT = "labeled_at"
@@ -22,7 +22,7 @@ LABELED_AT = "labeled_at"
 
 def window_performance(predictions: pd.DataFrame, labels: pd.DataFrame, *, id_col: str,
                        target: str, time_col: str, version: str, metric: str, min_labels: int,
-                       threshold: float = 0.5, as_of: datetime | None = None) -> list[dict]:
+                       threshold: float | None = None, as_of: datetime | None = None) -> list[dict]:
     """Per prediction window (`batch`) scored by model `version`: labelled rows and the metric
     (f1, precision and recall at `threshold`, the cut-off the model's test figures used).
     Labels with `labeled_at` after `as_of` are not known yet (pure)."""
@@ -58,7 +58,7 @@ def load_predictions(params: Params) -> pd.DataFrame:
 def load_labels(params: Params) -> pd.DataFrame:
     d = params.data
     frames = []
-    for f in list_batches(params.root / params.drift.labels):
+    for f in list_batches(params.path("labels")):
         df = read_table(f)
         lacking = [c for c in (d.id, d.target) if c not in df]
         if lacking:
@@ -68,7 +68,7 @@ def load_labels(params: Params) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def latest_performance(params: Params, *, version: str, metric: str, threshold: float = 0.5,
+def latest_performance(params: Params, *, version: str, metric: str, threshold: float | None = None,
                        as_of: datetime | None = None) -> dict | None:
     """The newest window with enough labels for the champion `version`, or None."""
     preds, labels = load_predictions(params), load_labels(params)

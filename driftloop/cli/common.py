@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.config import Params, ParamsError, load_params
+from driftloop.config import Params, ParamsError, load_params
 
 ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml (default: nearest)")]
 

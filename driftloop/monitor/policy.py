@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipelines.config import Params, PolicyParams
-from pipelines.io import write_json
+from driftloop.config import Params, PolicyParams
+from driftloop.io import write_json
 
 log = logging.getLogger(__name__)
 ACTIONS = ("retrain", "wait", "ok", "insufficient_data", "duplicate", "cooldown", "capped")
@@ -141,7 +141,7 @@ def locked_state(path: Path) -> Iterator[list[State]]:
 
 
 def check_from_result(result: dict) -> Check:
-    """The policy's input from a drift check's result (pipelines.drift.run)."""
+    """The policy's input from a drift check's result (driftloop.monitor.drift.run)."""
     perf = result.get("performance") or {}
     return Check(key=result["batch"], status=result["status"],
                  champion=str(result.get("champion_version")),
@@ -152,12 +152,13 @@ def apply(params: Params, result: dict, now: datetime | None = None) -> dict:
     """Decide under the state lock, keep the state, and record the decision with the verdict
     (reports/drift/<batch>/verdict.json) and in the decision log next to the state."""
     now = now or datetime.now(UTC)
-    path = params.root / params.policy.state
+    path = params.path("policy_state")
     with locked_state(path) as box:
         decision, box[0] = decide(box[0], check_from_result(result), now=now, policy=params.policy)
         record = {**asdict(decision), "at": now.isoformat(), "champion_version":
                   result.get("champion_version"), "drift_status": result["status"]}
-        log_file = path.with_name("decisions.jsonl")
+        log_file = params.path("decisions")
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "a") as f:
             f.write(json.dumps(record) + "\n")
     verdict = params.report_dir("drift") / Path(result["batch"]).stem / "verdict.json"

@@ -1,0 +1,74 @@
+"""The promotion gate: promote a challenger or keep the champion, from numbers alone (pure).
+
+The `register` stage computes those numbers on the frozen test split and does what the
+decision says; nothing here touches MLflow or files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from driftloop.metrics import BootstrapResult, higher_is_better
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def threshold_failures(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
+    """Absolute bars: a floor for higher-is-better metrics, a ceiling for the others."""
+    out = []
+    for name, bar in thresholds.items():
+        value = metrics.get(name, float("nan"))
+        ok = value >= bar if higher_is_better(name) else value <= bar
+        if not (np.isfinite(value) and ok):
+            out.append(f"{name} {value:.4f} {'<' if higher_is_better(name) else '>'} {bar}")
+    return out
+
+
+def slice_regressions(challenger: list[dict], champion: list[dict], metric: str,
+                      tolerance: float) -> list[str]:
+    """Slices where the challenger is worse than the champion by more than `tolerance`."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    champ = {(s["column"], s["level"]): s[metric] for s in champion}
+    out = []
+    for s in challenger:
+        before = champ.get((s["column"], s["level"]))
+        if before is not None and sign * (before - s[metric]) > tolerance:
+            out.append(f"{s['column']}={s['level']}: {metric} {before:.4f} -> {s[metric]:.4f}")
+    return out
+
+
+def decide_promotion(*, metric: str, challenger: dict[str, float], thresholds: dict[str, float],
+                     margin: float, champion: dict[str, float] | None = None,
+                     bootstrap: BootstrapResult | None = None, slices_regressed: list[str] = (),
+                     identical: bool = False) -> Decision:
+    """Promote only a challenger that passes the absolute thresholds and, when there is a
+    champion, differs from it, improves on it with its whole bootstrap interval above the
+    margin, and regresses no listed slice beyond tolerance."""
+    value = challenger.get(metric, float("nan"))
+    if not np.isfinite(value):
+        return Decision(False, f"challenger {metric} is not a number ({value})")
+    failed = threshold_failures(challenger, {metric: -np.inf if higher_is_better(metric) else np.inf}
+                                | thresholds)
+    if failed:
+        return Decision(False, "challenger fails the absolute thresholds: " + "; ".join(failed))
+    if champion is None:
+        return Decision(True, f"first model: {metric} {value:.4f} passes the thresholds")
+    if identical:
+        return Decision(False, "challenger predicts exactly what the champion does on the test "
+                               "set: an identical model is never promoted")
+    if bootstrap is None or bootstrap.n == 0:
+        return Decision(False, "no bootstrap evidence of an improvement")
+    ci = (f"{metric} {value:.4f} vs champion {champion[metric]:.4f}; "
+          f"{bootstrap.confidence:.0%} interval of the improvement "
+          f"[{bootstrap.low:+.4f}, {bootstrap.high:+.4f}]")
+    if bootstrap.low <= margin:
+        return Decision(False, f"{ci} does not lie above the margin {margin}")
+    if slices_regressed:
+        return Decision(False, f"{ci}, but slices regress: " + "; ".join(slices_regressed))
+    return Decision(True, f"{ci} lies above the margin {margin}; no slice regresses")

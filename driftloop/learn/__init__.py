@@ -1,0 +1,1 @@
+"""Learners and what they need: features, the two models, tuning, device choice."""

@@ -17,12 +17,35 @@ export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: install demo down test lint lock repro clean
 
+# Hash-pinned locks made by `make lock`: LOCK is the runtime set (all the worker image gets),
+# DEV_LOCK the test and lint tools.
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev.txt
+PIP_INSTALL := $(PY) -m pip install -q --require-hashes
+# torch is locked to its CPU build, which lives on the PyTorch index, not PyPI: install its
+# hash-checked LOCK entry alone first, only when missing, retrying little so an unreachable
+# index costs seconds where pip's find-links already holds the wheel.
+TORCH_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_VERSION := $(shell sed -n 's/^torch==\([^ ]*\).*/\1/p' $(ROOT)/$(LOCK))
+TORCH_REQ := sed -n '/^torch==/,/[^\\]$$/p' $(LOCK)
+# `make lock` runs a pinned uv from a throwaway venv. It keeps the current pins unless the .in
+# files demand otherwise (LOCK_FLAGS=--upgrade to move everything). torch comes from the PyTorch
+# CPU index, or from TORCH_FIND_LINKS (default: pip's find-links, a local wheel cache) when set.
+UV_VERSION := 0.13.9
+TORCH_FIND_LINKS ?= $(PIP_FIND_LINKS)
+TORCH_SOURCE = $(if $(TORCH_FIND_LINKS),$(addprefix --find-links ,$(TORCH_FIND_LINKS)),--torch-backend cpu)
+UV_COMPILE = pip compile -q --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command "make lock" $(LOCK_FLAGS)
+
 install: $(STAMP)
 
-# Idempotent: reinstalls only when the lock file or pyproject changes.
-$(STAMP): requirements/lock.txt pyproject.toml
+# Idempotent: reinstalls only when a lock file or pyproject changes.
+$(STAMP): $(LOCK) $(DEV_LOCK) pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements/lock.txt
+	@$(PY) -c 'import importlib.metadata as m; assert m.version("torch") == "$(TORCH_VERSION)"' 2>/dev/null \
+	  || $(PIP_INSTALL) --no-deps --retries 1 --timeout 15 --extra-index-url $(TORCH_INDEX) -r <($(TORCH_REQ))
+	$(PIP_INSTALL) -r $(LOCK)
+	$(PIP_INSTALL) -r $(DEV_LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -41,10 +64,13 @@ lint: install
 repro: install
 	dvc repro
 
-# Regenerate the lock after editing requirements/base.in (torch stays on the cached 2.13.0 wheel).
+# Regenerate both locks after editing requirements/base.in or requirements/dev.in.
 lock:
-	python3 -m venv /tmp/driftloop-lock && /tmp/driftloop-lock/bin/pip install -q -r requirements/base.in
-	/tmp/driftloop-lock/bin/pip freeze | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements/lock.txt
+	@uvenv=$$(mktemp -d) && trap 'rm -rf "$$uvenv"' EXIT \
+	  && python3 -m venv "$$uvenv" && "$$uvenv/bin/pip" install -q uv==$(UV_VERSION) \
+	  && "$$uvenv/bin/uv" $(UV_COMPILE) $(TORCH_SOURCE) \
+	       requirements/base.in -o $(LOCK) \
+	  && "$$uvenv/bin/uv" $(UV_COMPILE) requirements/dev.in -o $(DEV_LOCK)
 
 clean: down
 	rm -rf .prefect mlruns.db mlartifacts reports models data/raw data/interim data/validated \

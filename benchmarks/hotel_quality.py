@@ -67,8 +67,9 @@ def main() -> None:
     y_val, y_test = val[TARGET].to_numpy(), test[TARGET].to_numpy()
     fits = {"xgboost": train_xgboost(pre, train, val, target, p.train.xgboost, seed=0),
             "mlp": train_mlp(pre, train, val, target, p.train.mlp, seed=0)}
-    val_scores = {k: task_metrics("binary", y_val, predict(k, f.model, pre, target, val,
-                                                          f.best_iteration)) for k, f in fits.items()}
+    val_preds = {k: predict(k, f.model, pre, target, val, f.best_iteration) for k, f in fits.items()}
+    val_scores = {k: task_metrics("binary", y_val, v, best_f1_threshold(y_val, v))
+                  for k, v in val_preds.items()}
     chosen = choose_candidate(val_scores, "auc")
     f = fits[chosen]
     thr = best_f1_threshold(y_val, predict(chosen, f.model, pre, target, val, f.best_iteration))

@@ -127,6 +127,7 @@ class SearchRange(_Frozen):
 
 class TuningParams(_Frozen):
     enabled: bool
+    warmup_rounds: int = Field(ge=0)
     space: dict[str, SearchRange]
     n_trials: int = Field(gt=0)
     timeout_s: float = Field(gt=0)

@@ -17,24 +17,36 @@ from pathlib import Path
 from driftloop.services import Stack
 
 DEMO_PROJECT = "driftloop-demo"
-DEMO_STATE = ("data/raw", "data/interim", "data/validated", "data/splits", "data/predictions",
-              "data/quarantine", "data/monitoring", "data/labels", "models", "reports", "mlruns.db",
-              "mlartifacts", "dvc.lock", "dvc-remote")
+# paths.* the demo keeps: the arrivals folder itself (its batch files go) and the contract
+KEPT_PATHS = ("landing", "suite")
+# demo state outside params.yaml: what `dvc repro` records and the local DVC remote (.dvc/config)
+DVC_STATE = ("dvc.lock", "dvc-remote")
 
 
 def say(msg: str) -> None:
     print(f"\n==> {msg}", flush=True)
 
 
-def reset_demo_state(root: Path) -> None:
+def demo_state(params) -> list[Path]:
+    """Everything a demo run writes: every `paths.*` but the kept ones, the sqlite MLflow
+    store, dvc.lock and the local DVC remote."""
+    from driftloop.config import PathParams
+
+    state = [params.path(k) for k in PathParams.model_fields if k not in KEPT_PATHS]
+    sqlite = "sqlite:///"
+    if params.tracking_uri.startswith(sqlite):
+        state.append(Path(params.tracking_uri[len(sqlite):]))
+    return state + [params.root / rel for rel in DVC_STATE]
+
+
+def reset_demo_state(params) -> None:
     """The demo starts from a clean slate: previous demo data, models and registry go."""
-    for rel in DEMO_STATE:
-        p = root / rel
+    for p in demo_state(params):
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    for f in (root / "data/landing").glob("*.parquet"):
+    for f in params.path("landing").glob("*.parquet"):
         f.unlink()
 
 
@@ -49,7 +61,7 @@ def up(root: Path) -> None:
     if params.project.name == DEMO_PROJECT:
         say("resetting demo state (data/, models/, reports/, MLflow store)")
         stack.stop()  # the MLflow UI holds the store open
-        reset_demo_state(root)
+        reset_demo_state(params)
     say(f"starting Prefect server on {stack.prefect_api} and MLflow UI on {stack.mlflow_url}")
     stack.start_prefect()
     stack.start_mlflow(params.tracking_uri, params.path("mlflow_artifacts"))

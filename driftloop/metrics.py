@@ -106,7 +106,7 @@ class BootstrapResult:
 
 def paired_bootstrap(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray,
                      fn: Callable[[np.ndarray, np.ndarray], float], *, higher: bool, n: int,
-                     seed: int, confidence: float = 0.95) -> BootstrapResult:
+                     seed: int, confidence: float) -> BootstrapResult:
     """Interval of the improvement fn(challenger) - fn(champion) (sign-flipped for lower-is-better
     metrics, so positive always means better) over `n` resamples of the same test rows."""
     rng = np.random.default_rng(seed)

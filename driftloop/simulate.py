@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -126,8 +127,9 @@ def batch_name(start: date, week: int) -> str:
 
 
 def run(params: Params, weeks: list[int], drift_from_week: int | None,
-        out_dir: Path | None = None) -> list[Path]:
-    """Write one parquet file per week into the landing folder (or `out_dir`)."""
+        out_dir: Path | None = None, progress: Callable[[int], None] | None = None) -> list[Path]:
+    """Write one parquet file per week into the landing folder (or `out_dir`); `progress(1)`
+    after each, so a caller can show how far along a long run is."""
     sim = params.simulate
     start = date.fromisoformat(sim.start)
     out = Path(out_dir) if out_dir else params.path("landing")
@@ -139,6 +141,8 @@ def run(params: Params, weeks: list[int], drift_from_week: int | None,
         log.info("wrote %s (%d rows, drift=%s, default rate %.3f)", path.name, len(df), drift,
                  df["default"].mean())
         written.append(path)
+        if progress:
+            progress(1)
     return written
 
 

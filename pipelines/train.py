@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import pandas as pd
 
 from driftloop import tracking
@@ -32,6 +33,15 @@ def choose_candidate(scores: dict[str, dict[str, float]], metric: str) -> str:
     sign = 1.0 if higher_is_better(metric) else -1.0
     return max(scores, key=lambda k: sign * scores[k][metric]
                if not math.isnan(scores[k][metric]) else -math.inf)
+
+
+def decision_threshold(task: str, setting: float | str, y_val: np.ndarray, val_pred: np.ndarray
+                       ) -> float | None:
+    """The binary cut-off (pure): `evaluate.threshold` as a number, or the F1-best one on val,
+    so the test split stays untouched until evaluate. Other tasks have none."""
+    if task != "binary":
+        return None
+    return best_f1_threshold(y_val, val_pred) if setting == "best_f1_on_val" else float(setting)
 
 
 def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFrame,
@@ -63,6 +73,7 @@ def run(params: Params) -> dict:
     tracking.setup(params)
     fitted: dict[str, Fitted] = {}
     scores: dict[str, dict] = {}
+    thresholds: dict[str, float | None] = {}
     with mlflow.start_run(run_name="train") as parent:
         mlflow.log_params({"task": task, "train_rows": len(train), "val_rows": len(val),
                            "candidates": ",".join(params.train.candidates),
@@ -73,7 +84,8 @@ def run(params: Params) -> dict:
                 mlflow.log_params({f"{kind}.{k}": v for k, v in hp.model_dump().items()})
                 fit = fit_candidate(kind, params, pre, train, val, target)
                 pred = predict(kind, fit.model, pre, target, val, fit.best_iteration)
-                scores[kind] = {k: v for k, v in task_metrics(task, y_val, pred).items()
+                thresholds[kind] = decision_threshold(task, params.evaluate.threshold, y_val, pred)
+                scores[kind] = {k: v for k, v in task_metrics(task, y_val, pred, thresholds[kind]).items()
                                 if isinstance(v, float)}
                 mlflow.set_tags({"device": fit.device, "candidate": kind})
                 tracking.log_metrics(child.info.run_id,
@@ -85,11 +97,7 @@ def run(params: Params) -> dict:
                 log.info("%s on %s: val %s=%.4f", kind, fit.device, metric, scores[kind][metric])
         chosen = choose_candidate(scores, metric)
         best = fitted[chosen]
-        threshold = None
-        if task == "binary":  # chosen on val, so the test split stays untouched until evaluate
-            th = params.evaluate.threshold
-            val_pred = predict(chosen, best.model, pre, target, val, best.best_iteration)
-            threshold = best_f1_threshold(y_val, val_pred) if th == "best_f1_on_val" else float(th)
+        threshold = thresholds[chosen]
         pyfunc = DriftloopModel(chosen, best.model, pre, target, best.best_iteration, threshold)
         example = train[d.features].head(5)
         signature = mlflow.models.infer_signature(example, pyfunc.predict(None, example))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from driftloop.cli.common import ParamsOpt, params_or_exit
+from driftloop.cli.common import ParamsOpt, params_or_exit, progress_bar
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="driftloop: train, validate, register and monitor tabular models.",
                   no_args_is_help=True, add_completion=False)
@@ -30,7 +33,9 @@ def simulate(
     p = params_or_exit(params)
     n = weeks or p.simulate.weeks
     drift = drift_from if drift_from is not None else p.simulate.drift_from_week
-    for path in sim.run(p, list(range(first_week, first_week + n)), drift, out):
+    with progress_bar("simulate", n) as advance:
+        written = sim.run(p, list(range(first_week, first_week + n)), drift, out, progress=advance)
+    for path in written:
         typer.echo(str(path))
 
 
@@ -65,6 +70,31 @@ def status_report(p) -> dict:
                            if last else None)}
 
 
+def status_table(report: dict) -> Table:
+    """`status_report` as a table: one row per recent version, the champion in the title and
+    the last drift check in the caption. Cells are plain text: a reason with [brackets] is not
+    taken for rich markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    c, d = report["champion"], report["last_drift"]
+    metric = c["metric"] if c else next((v["metric"] for v in report["versions"]), "metric")
+    title = (f"{report['model']}: champion v{c['version']} (trigger {c['trigger']})" if c
+             else f"{report['model']}: champion none yet")
+    caption = (f"last drift check: {d['batch']}: {d['status']} ({d['reason']})" if d
+               else "last drift check: none")
+    table = Table(title=Text(title), caption=Text(caption))
+    for name in ("version", "champion", "decision", "trigger", f"test {metric}", "reason"):
+        table.add_column(Text(name), justify="right" if name == "version" else "left",
+                         overflow="fold")
+    for v in report["versions"]:
+        score = "-" if v["test_metric"] is None else f"{v['test_metric']:.4f}"
+        cells = (v["version"], "*" if v["champion"] else "", v["decision"] or "-",
+                 v["trigger"] or "-", score, v["reason"] or "-")
+        table.add_row(*(Text(str(x)) for x in cells))
+    return table
+
+
 @app.command()
 def status(params: ParamsOpt = None,
            as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
@@ -73,15 +103,9 @@ def status(params: ParamsOpt = None,
     if as_json:
         typer.echo(json.dumps(rep, indent=2))
         return
-    c = rep["champion"]
-    typer.echo(f"model: {rep['model']}")
-    typer.echo(f"champion: version {c['version']} (test {c['metric']} {c['test_metric']:.4f}, "
-               f"trigger {c['trigger']})" if c else "champion: none yet")
-    for v in rep["versions"]:
-        typer.echo(f"  v{v['version']}: {v['decision']} [{v['trigger']}] {v['reason']}")
-    d = rep["last_drift"]
-    typer.echo(f"last drift check: {d['batch']}: {d['status']} ({d['reason']})" if d
-               else "last drift check: none")
+    from rich.console import Console
+
+    Console().print(status_table(rep))
 
 
 @app.command()

@@ -1,7 +1,13 @@
-"""What the `driftloop` command modules share: the --params option and loading it."""
+"""What the `driftloop` command modules share: the --params option, loading it, and the
+progress bar of long commands."""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +16,9 @@ import typer
 from driftloop.config import Params, ParamsError, load_params
 
 ParamsOpt = Annotated[Path | None, typer.Option("--params", help="params.yaml (default: nearest)")]
+
+# Fewer steps than this finish before a bar could tell anyone anything: no bar.
+MIN_STEPS = 5
 
 
 def params_or_exit(path: Path | None, required: bool = True) -> Params | None:
@@ -22,3 +31,65 @@ def params_or_exit(path: Path | None, required: bool = True) -> Params | None:
             return None
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _ignore(n: int = 1) -> None:
+    """The `advance` of a progress bar that is not shown."""
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(n=1)`, which moves a rich progress bar on stderr by n of `total` steps
+    (None: unknown). The bar stays off stdout, so piped or --json output stays clean; it is
+    not drawn when `enabled` is false (pass `not as_json`), when stderr is not a terminal or
+    when there are fewer than MIN_STEPS steps. It vanishes when done."""
+    if not enabled or (total is not None and total < MIN_STEPS) or not _stderr_is_interactive():
+        yield _ignore
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    console = Console(stderr=True, force_terminal=True)
+    # stdout is left alone: a command's output piped away must not land on the terminal.
+    with Progress(*columns, console=console, transient=True, redirect_stdout=False) as bar, \
+            _logs_above_bar():
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def _stderr_is_interactive() -> bool:
+    """Whether stderr is a terminal a bar can redraw in place. rich's TTY_INTERACTIVE=0/1
+    overrides the guess; FORCE_COLOR, which CI services set, does not: it asks for colour,
+    not for a terminal."""
+    forced = os.environ.get("TTY_INTERACTIVE")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        return sys.stderr.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
+    except ValueError:  # stderr closed
+        return False
+
+
+@contextmanager
+def _logs_above_bar() -> Iterator[None]:
+    """Point logging handlers that write to stderr at rich's stand-in for it while a bar is
+    live, so log lines print above the bar instead of tearing it."""
+    original = getattr(sys.stderr, "rich_proxied_file", None)
+    handlers = [h for h in logging.getLogger().handlers
+                if type(h) is logging.StreamHandler and original is not None and h.stream is original]
+    for h in handlers:
+        h.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.setStream(original)

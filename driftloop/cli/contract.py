@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.common import ParamsOpt, params_or_exit
+from driftloop.cli.common import ParamsOpt, params_or_exit, progress_bar
 
 contract_app = typer.Typer(help="Draft data contracts (Great Expectations suites).",
                            no_args_is_help=True)
@@ -72,7 +72,9 @@ def init(
     if missing:
         typer.echo(f"error: {data}: no column(s) {missing}; columns are {list(df.columns)}", err=True)
         raise typer.Exit(2)
-    suite = draft_suite(df, name=out.stem, target=target, id_col=id, time_col=time)
+    with progress_bar(f"drafting {out.name}", len(df.columns)) as advance:
+        suite = draft_suite(df, name=out.stem, target=target, id_col=id, time_col=time,
+                            progress=advance)
     write_json(out, suite)
     typer.echo(f"wrote {out}: {len(suite['expectations'])} expectations from {len(df)} rows of "
                f"{data}; review the bounds, then `driftloop validate <file> --suite {out}`")

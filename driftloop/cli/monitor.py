@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.common import ParamsOpt
+from driftloop.cli.common import ParamsOpt, progress_bar
 from driftloop.config import ParamsError, load_params
 
 
@@ -27,12 +27,15 @@ def backtest(
                                                          '"retrains": [...]}')] = False,
 ) -> None:
     """When would the policy have retrained on these batches, and why? Changes no state."""
+    from driftloop.io import list_batches
     from driftloop.monitor import backtest as bt
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         p = load_params(params)
-        out = bt.run(p, reference, batches, target=target, id_col=id_col, time_col=time_col)
+        with progress_bar("backtest", len(list_batches(batches)), enabled=not as_json) as advance:
+            out = bt.run(p, reference, batches, target=target, id_col=id_col, time_col=time_col,
+                         progress=advance)
     except (ParamsError, ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -236,11 +237,12 @@ def _column_kind(s: pd.Series) -> str:
 
 def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None = None,
                 time_col: str | None = None, margin: float = 0.1, error_margin: float = 0.5,
-                unseen_share: float = 0.01,
-                max_categories: int = 200) -> dict:
+                unseen_share: float = 0.01, max_categories: int = 200,
+                progress: Callable[[int], None] | None = None) -> dict:
     """A first contract for data like `df`, wide enough that a fresh sample of the same data
     passes with warnings at most. Each hard (error) check has a softer warn twin where a
-    fresh sample may plausibly differ: new extremes, new categories, more nulls."""
+    fresh sample may plausibly differ: new extremes, new categories, more nulls.
+    `progress(1)` after each column drafted: a wide or long table takes a while."""
     n = len(df)
     types = {"numeric": NUMERIC_TYPES, "string": STRING_TYPES, "datetime": DATETIME_TYPES,
              "bool": ["bool", "boolean"]}
@@ -250,7 +252,7 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
                   min_value=1, max_value=None),
           _expect("expect_table_row_count_to_be_between", "warn", "unusual batch size",
                   min_value=max(1, n // 5), max_value=n * 5)]
-    for col in df.columns:
+    for col in _advancing(df.columns, progress):
         s = df[col]
         if col == time_col and s.dtype == object:
             s = pd.to_datetime(s, errors="coerce", format="mixed")
@@ -311,6 +313,14 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
             "meta": {"description": f"drafted from {n} rows; review every bound before use",
                      "target": target, "id": id_col, "time": time_col,
                      "severity": "error stops the run, warn is reported only"}}
+
+
+def _advancing(items: Iterable, progress: Callable[[int], None] | None) -> Iterator:
+    """`items`, calling `progress(1)` once the loop is done with each (`continue` included)."""
+    for item in items:
+        yield item
+        if progress:
+            progress(1)
 
 
 def _band(lo: float, hi: float, margin: float) -> dict:

@@ -67,9 +67,13 @@ class Target:
         return w[y_codes]
 
 
+# early stopping and model choice inside a learner: threshold-free, one per task
+VAL_SCORE_METRIC = {"binary": "auc", "multiclass": "log_loss", "regression": "rmse"}
+
+
 def val_score(target: Target, y: np.ndarray, pred: np.ndarray) -> float:
     """One higher-is-better number for early stopping and model choice."""
-    metric = {"binary": "auc", "multiclass": "log_loss", "regression": "rmse"}[target.task]
+    metric = VAL_SCORE_METRIC[target.task]
     v = metric_fn(target.task, metric)(y, pred)
     return v if metric == "auc" else -v
 

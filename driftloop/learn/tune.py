@@ -68,7 +68,7 @@ def tune_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, targ
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=tuning.seed),
-                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=10))
+                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=tuning.warmup_rounds))
     study.optimize(objective, n_trials=tuning.n_trials, timeout=tuning.timeout_s)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = len(study.trials) - len(done)

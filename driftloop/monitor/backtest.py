@@ -10,6 +10,7 @@ or one week per batch without a time column.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,8 +42,9 @@ def infer_features(reference: pd.DataFrame, exclude: list[str]) -> tuple[list[st
 
 def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
            numerical: list[str], categorical: list[str], dp: DriftParams, policy: PolicyParams,
-           time_col: str | None = None) -> dict:
-    """{"checks": [...], "retrains": [...]} for batches in the given order (no I/O)."""
+           time_col: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
+    """{"checks": [...], "retrains": [...]} for batches in the given order (no I/O);
+    `progress(1)` after each batch checked, for a caller's progress bar."""
     state, checks, retrains = pol.State(champion="backtest"), [], []
     clock = datetime(2000, 1, 1, tzinfo=UTC)
     streak: dict[str, pd.DataFrame] = {}  # the drifted batches of the current streak
@@ -70,6 +72,8 @@ def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
             reference = pd.concat(list(streak.values())[-policy.consecutive_drift:],
                                   ignore_index=True)
             streak = {}
+        if progress:
+            progress(1)
     return {"checks": checks, "retrains": retrains,
             "policy": {**policy.model_dump(mode="json"), "state": None},
             "features": {"numerical": numerical, "categorical": categorical},
@@ -77,7 +81,9 @@ def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
 
 
 def run(params: Params, reference: Path, batches: Path, *, target: str | None = None,
-        id_col: str | None = None, time_col: str | None = None) -> dict:
+        id_col: str | None = None, time_col: str | None = None,
+        progress: Callable[[int], None] | None = None) -> dict:
+    """`replay` on the files of `batches`; `progress(1)` after each file checked."""
     ref = read_table(reference)
     files = list_batches(batches)
     if not files:
@@ -106,7 +112,7 @@ def run(params: Params, reference: Path, batches: Path, *, target: str | None = 
             raise ValueError(f"{batches / name}: lacks feature column(s) {lacking} that "
                              f"{reference.name} has; every batch needs the reference's columns")
     out = replay(ref, frames, numerical=num, categorical=cat, dp=params.drift,
-                 policy=params.policy, time_col=time_col)
+                 policy=params.policy, time_col=time_col, progress=progress)
     out["features"]["source"] = source
     out["reference"] = {"file": reference.name, "rows": len(ref)}
     return out

@@ -55,8 +55,8 @@ def test_small_batches_are_insufficient_data_whatever_the_drift():
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from driftloop.monitor.drift import PREDICTION, feature_methods, judge_columns, subsample  # noqa: E402
 from driftloop.monitor import drift_stats  # noqa: E402
+from driftloop.monitor.drift import PREDICTION, feature_methods, judge_columns, subsample  # noqa: E402
 from tests.helpers import section  # noqa: E402
 
 

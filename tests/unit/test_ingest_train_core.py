@@ -6,6 +6,7 @@ import pytest
 from driftloop.config import ParamsError, load_params
 from pipelines.ingest import BatchSpan, select_window
 from pipelines.train import choose_candidate
+from tests.helpers import ROOT
 
 
 def span(name, first, last):
@@ -30,7 +31,7 @@ def test_choose_candidate_by_auc_or_log_loss():
 
 def test_params_errors_name_the_file_and_key(tmp_path):
     bad = tmp_path / "params.yaml"
-    text = (load_params().root / "params.yaml").read_text().replace("val_size: 0.15", "val_size: 2")
+    text = (ROOT / "params.yaml").read_text().replace("val_size: 0.15", "val_size: 2")
     bad.write_text(text)
     with pytest.raises(ParamsError, match=r"split\.val_size"):
         load_params(bad)

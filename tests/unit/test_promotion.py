@@ -76,10 +76,10 @@ def test_paired_bootstrap_separates_a_real_gain_from_noise():
     good = 1 / (1 + np.exp(-signal))
     worse = 1 / (1 + np.exp(-(y + rng.normal(0, 2.0, 3000))))
     auc = metric_fn("binary", "auc")
-    gain = paired_bootstrap(y, good, worse, auc, higher=True, n=300, seed=1)
+    gain = paired_bootstrap(y, good, worse, auc, higher=True, n=300, seed=1, confidence=0.95)
     assert gain.low > 0.02
-    same = paired_bootstrap(y, good, good, auc, higher=True, n=100, seed=1)
+    same = paired_bootstrap(y, good, good, auc, higher=True, n=100, seed=1, confidence=0.95)
     assert same.low == same.high == 0.0
     # lower-is-better metrics are sign-flipped, so positive still means better
-    ll = paired_bootstrap(y, good, worse, metric_fn("binary", "log_loss"), higher=False, n=200, seed=1)
+    ll = paired_bootstrap(y, good, worse, metric_fn("binary", "log_loss"), higher=False, n=200, seed=1, confidence=0.95)
     assert ll.low > 0

@@ -3,8 +3,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from driftloop.config import load_params
 from driftloop.simulate import simulate_week
+from tests.helpers import demo_params
 
 START = date(2026, 1, 5)
 
@@ -20,7 +20,7 @@ def test_deterministic_per_seed_and_week():
 
 
 def test_schema_matches_params_and_contract():
-    p = load_params()
+    p = demo_params()
     df = week(0)
     assert len(p.data.features) >= 20
     assert set(df.columns) == {p.data.id, p.data.time, p.data.target, *p.data.features}

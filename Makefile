@@ -22,12 +22,13 @@ export PATH := $(VENV)/bin:$(PATH)
 LOCK := requirements/lock.txt
 DEV_LOCK := requirements/dev.txt
 PIP_INSTALL := $(PY) -m pip install -q --require-hashes
-# torch is locked to its CPU build, which lives on the PyTorch index, not PyPI: install its
-# hash-checked LOCK entry alone first, only when missing, retrying little so an unreachable
-# index costs seconds where pip's find-links already holds the wheel.
+# $(call LOCKED,pkg): pkg's hash-pinned entry of LOCK, to install it alone. pip comes first
+# (older pips mishandle extras in hash-checking mode). torch is locked to its CPU build, which
+# lives on the PyTorch index, not PyPI: it is installed next, only when missing, retrying little
+# so an unreachable index costs seconds where pip's find-links already holds the wheel.
+LOCKED = sed -n '/^$(1)==/,/[^\\]$$/p' $(LOCK)
 TORCH_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_VERSION := $(shell sed -n 's/^torch==\([^ ]*\).*/\1/p' $(ROOT)/$(LOCK))
-TORCH_REQ := sed -n '/^torch==/,/[^\\]$$/p' $(LOCK)
 # `make lock` runs a pinned uv from a throwaway venv. It keeps the current pins unless the .in
 # files demand otherwise (LOCK_FLAGS=--upgrade to move everything). torch comes from the PyTorch
 # CPU index, or from TORCH_FIND_LINKS (default: pip's find-links, a local wheel cache) when set.
@@ -42,8 +43,9 @@ install: $(STAMP)
 # Idempotent: reinstalls only when a lock file or pyproject changes.
 $(STAMP): $(LOCK) $(DEV_LOCK) pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP_INSTALL) -r <($(call LOCKED,pip))
 	@$(PY) -c 'import importlib.metadata as m; assert m.version("torch") == "$(TORCH_VERSION)"' 2>/dev/null \
-	  || $(PIP_INSTALL) --no-deps --retries 1 --timeout 15 --extra-index-url $(TORCH_INDEX) -r <($(TORCH_REQ))
+	  || $(PIP_INSTALL) --no-deps --retries 1 --timeout 15 --extra-index-url $(TORCH_INDEX) -r <($(call LOCKED,torch))
 	$(PIP_INSTALL) -r $(LOCK)
 	$(PIP_INSTALL) -r $(DEV_LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .

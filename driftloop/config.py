@@ -101,6 +101,7 @@ class MLPParams(_Frozen):
     device: Literal["auto", "cpu", "cuda"]
     hidden: list[int]
     embedding_dim: int
+    embedding_init_std: float = Field(gt=0)
     dropout: float
     lr: float
     weight_decay: float

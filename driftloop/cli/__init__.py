@@ -85,7 +85,7 @@ def status_table(report: dict) -> Table:
                else "last drift check: none")
     table = Table(title=Text(title), caption=Text(caption))
     for name in ("version", "champion", "decision", "trigger", f"test {metric}", "reason"):
-        table.add_column(Text(name), justify="right" if name == "version" else "left",
+        table.add_column(Text(name), justify="right" if name in ("version", f"test {metric}") else "left",
                          overflow="fold")
     for v in report["versions"]:
         score = "-" if v["test_metric"] is None else f"{v['test_metric']:.4f}"

@@ -140,6 +140,8 @@ def _mlp_class():
             super().__init__()
             self.embeddings = nn.ModuleList(
                 nn.Embedding(n, min(p.embedding_dim, (n + 1) // 2 + 1)) for n in cardinalities)
+            for emb in self.embeddings:  # near zero: what training never teaches stays quiet
+                nn.init.normal_(emb.weight, std=p.embedding_init_std)
             width = n_num + sum(e.embedding_dim for e in self.embeddings)
             layers: list[nn.Module] = []
             for h in p.hidden:

@@ -9,11 +9,12 @@ import pytest
 from driftloop.config import load_params
 from driftloop.contract.check import check_frame, validator_for
 from driftloop.simulate import simulate_week
+from tests.helpers import ROOT
 
 
 @pytest.fixture(scope="module")
 def validator():
-    return validator_for(load_params(), now=pd.Timestamp("2026-06-01"))
+    return validator_for(load_params(ROOT / "params.yaml"), now=pd.Timestamp("2026-06-01"))
 
 
 @pytest.fixture

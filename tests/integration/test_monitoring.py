@@ -67,6 +67,7 @@ def _sim(week: int, rows: int, drift: bool) -> pd.DataFrame:
     return simulate_week(week, rows=rows, seed=7, start=date(2026, 1, 5), drift=drift)
 
 
+@pytest.mark.slow
 def test_a_million_rows_from_the_reference_distribution_do_not_drift():
     from driftloop.monitor.drift import check_frames
 

@@ -104,27 +104,27 @@ def demo_frame(weeks=4, rows=600):
 def test_rollback_restores_the_previous_champion_and_records_why(tmp_path):
     from mlflow import MlflowClient
 
-    from pipelines import register
+    from driftloop import tracking
 
     loose = {"register": {"metric": "auc", "thresholds": {"auc": 0.6}, "margin": -1.0,
                           "slice_tolerance": 1.0}}
     params = staged(tmp_path, loose, demo_frame(), "event_time")
     with pytest.raises(RuntimeError, match="no @champion"):
-        register.rollback(params, "nothing yet")
+        tracking.rollback(params, "nothing yet")
     train_evaluate_register(params)
     with pytest.raises(RuntimeError, match="replaced no earlier champion"):
-        register.rollback(params, "first one")
+        tracking.rollback(params, "first one")
     # a different model on the same data: the loose gate promotes it
     second = params.model_copy(update={"train": params.train.model_copy(update={"seed": 7})})
     _, _, reg = train_evaluate_register(second)
     assert reg["promote"] and reg["version"] == 2
     with pytest.raises(ValueError, match="needs a reason"):
-        register.rollback(params, "  ")
-    out = register.rollback(params, "v2 misbehaves on broker traffic")
+        tracking.rollback(params, "  ")
+    out = tracking.rollback(params, "v2 misbehaves on broker traffic")
     assert out == {"model": "driftloop-demo", "from": 2, "to": 1,
                    "reason": "v2 misbehaves on broker traffic"}
     client = MlflowClient()
-    assert str(register.current_champion(client, "driftloop-demo").version) == "1"
+    assert str(tracking.current_champion(client, "driftloop-demo").version) == "1"
     assert client.get_model_version("driftloop-demo", "2").tags["rolled_back"].startswith("v2 misb")
 
 

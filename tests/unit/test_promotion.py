@@ -81,5 +81,6 @@ def test_paired_bootstrap_separates_a_real_gain_from_noise():
     same = paired_bootstrap(y, good, good, auc, higher=True, n=100, seed=1, confidence=0.95)
     assert same.low == same.high == 0.0
     # lower-is-better metrics are sign-flipped, so positive still means better
-    ll = paired_bootstrap(y, good, worse, metric_fn("binary", "log_loss"), higher=False, n=200, seed=1, confidence=0.95)
+    ll = paired_bootstrap(y, good, worse, metric_fn("binary", "log_loss"), higher=False, n=200, seed=1,
+                          confidence=0.95)
     assert ll.low > 0

@@ -25,9 +25,9 @@ import pandas as pd  # noqa: E402
 
 from driftloop.config import load_params  # noqa: E402
 from driftloop.learn.features import Preprocessor  # noqa: E402
+from driftloop.learn.fit import choose_candidate  # noqa: E402
 from driftloop.learn.models import Target, predict, train_mlp, train_xgboost  # noqa: E402
 from driftloop.metrics import best_f1_threshold, task_metrics  # noqa: E402
-from pipelines.train import choose_candidate  # noqa: E402
 
 LEAKS = ["reservation_status", "reservation_status_date", "assigned_room_type", "booking_changes"]
 TARGET = "is_canceled"

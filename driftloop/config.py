@@ -139,6 +139,7 @@ class TrainParams(_Frozen):
     seed: int
     candidates: list[Literal["xgboost", "mlp"]]
     class_weight: Literal["none", "balanced"]
+    recency_half_life_days: float | None = Field(gt=0)
     xgboost: XGBParams
     mlp: MLPParams
     tuning: TuningParams

@@ -106,13 +106,15 @@ def xgb_params(target: Target, p: XGBParams, device: str, seed: int) -> dict:
 
 
 def train_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: Target,
-                  p: XGBParams, seed: int, class_weight: str = "none", callbacks=None) -> Fitted:
+                  p: XGBParams, seed: int, class_weight: str = "none", callbacks=None,
+                  sample_weight: np.ndarray | None = None) -> Fitted:
+    """`sample_weight` (e.g. recency) multiplies the class weights."""
     import xgboost as xgb
 
     device = choose_device(p.device, cuda_available=cuda_visible())
     y = target.encode(train[target.column])
-    dtrain = xgb.DMatrix(pre.frame(train), label=y, weight=target.weights(y, class_weight),
-                         enable_categorical=True)
+    weight = target.weights(y, class_weight) * (1.0 if sample_weight is None else sample_weight)
+    dtrain = xgb.DMatrix(pre.frame(train), label=y, weight=weight, enable_categorical=True)
     dval = xgb.DMatrix(pre.frame(val), label=target.encode(val[target.column]),
                        enable_categorical=True)
     evals: dict = {}
@@ -174,7 +176,7 @@ def fingerprint(*parts) -> str:
 
 def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: Target,
               p: MLPParams, seed: int, class_weight: str = "none",
-              checkpoint: Path | None = None) -> Fitted:
+              checkpoint: Path | None = None, sample_weight: np.ndarray | None = None) -> Fitted:
     """Train with AdamW, a plateau LR schedule, gradient clipping, AMP on CUDA and early
     stopping. With `checkpoint`, state is saved every epoch and a retried run resumes from it
     (only when the checkpoint was made with the same data, params and seed)."""
@@ -189,7 +191,8 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
     # Whole tensors live on the device; batches are index slices, no DataLoader copies.
     xn, xc = (torch.from_numpy(a).to(device) for a in pre.arrays(train))
     y_np = target.encode(train[target.column])
-    w = torch.from_numpy(target.weights(y_np, class_weight).astype(np.float32)).to(device)
+    w_np = target.weights(y_np, class_weight) * (1.0 if sample_weight is None else sample_weight)
+    w = torch.from_numpy(w_np.astype(np.float32)).to(device)
     if target.task == "regression":
         y = torch.from_numpy(((y_np - target.mean) / target.std).astype(np.float32)).to(device)
         loss_fn = torch.nn.MSELoss(reduction="none")
@@ -209,7 +212,8 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     state = {"epoch": -1, "best": -np.inf, "best_epoch": 0, "best_state": None,
              "history": {"train_loss": [], "val_score": []}}
-    key = fingerprint(p.model_dump(), seed, class_weight, len(train), float(xn.sum()), target.task)
+    key = fingerprint(p.model_dump(), seed, class_weight, len(train), float(xn.sum()), target.task,
+                      float(w_np.sum()))
     if checkpoint is not None and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
         if saved.get("key") == key:

@@ -21,11 +21,11 @@ import pytest
 
 from driftloop.config import Params
 from driftloop.learn.features import Preprocessor
+from driftloop.learn.fit import fit_candidate
 from driftloop.learn.models import DriftloopModel, Target
 from driftloop.metrics import metric_fn
 from driftloop.simulate import simulate_week
 from pipelines.split import split_frame
-from pipelines.train import fit_candidate
 from tests.helpers import demo_params
 
 SWEEP_ROWS = 500  # real rows of the fresh week whose features the what-if checks vary

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from driftloop.config import ParamsError, load_params
+from driftloop.learn.fit import choose_candidate
 from pipelines.ingest import BatchSpan, select_window
-from pipelines.train import choose_candidate
 from tests.helpers import ROOT
 
 

@@ -9,8 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from driftloop.metrics import BootstrapResult, higher_is_better
+from driftloop.config import EvaluateParams, RegisterParams
+from driftloop.metrics import (
+    BootstrapResult,
+    higher_is_better,
+    metric_fn,
+    paired_bootstrap,
+    slice_metrics,
+)
 
 
 @dataclass(frozen=True)
@@ -72,3 +80,29 @@ def decide_promotion(*, metric: str, challenger: dict[str, float], thresholds: d
     if slices_regressed:
         return Decision(False, f"{ci}, but slices regress: " + "; ".join(slices_regressed))
     return Decision(True, f"{ci} lies above the margin {margin}; no slice regresses")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Champion and challenger on the same rows, which neither trained on."""
+    champion: dict[str, float]
+    bootstrap: BootstrapResult
+    slices_regressed: list[str]
+    identical: bool
+
+
+def compare(task: str, rp: RegisterParams, ev: EvaluateParams, test: pd.DataFrame, y: np.ndarray,
+            challenger: np.ndarray, champion: np.ndarray, threshold: float | None) -> Evidence:
+    """The numbers the gate needs: the champion's metric, the paired-bootstrap interval of the
+    improvement, per-slice regressions (`evaluate.slices` present in `test`) and whether the two
+    predict the same (within `register.identical_atol`)."""
+    fn = metric_fn(task, rp.metric, threshold)
+    identical = challenger.shape == champion.shape and bool(
+        np.allclose(challenger, champion, rtol=0, atol=rp.identical_atol))
+    boot = paired_bootstrap(y, challenger, champion, fn, higher=higher_is_better(rp.metric),
+                            n=rp.bootstrap_samples, seed=rp.seed, confidence=rp.confidence)
+    kw = {"task": task, "columns": [c for c in ev.slices if c in test.columns],
+          "min_rows": ev.slice_min_rows, "threshold": threshold}
+    regressed = slice_regressions(slice_metrics(test, y, challenger, **kw),
+                                  slice_metrics(test, y, champion, **kw), rp.metric, rp.slice_tolerance)
+    return Evidence({rp.metric: fn(y, champion)}, boot, regressed, identical)

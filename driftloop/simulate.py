@@ -43,9 +43,14 @@ def _z(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
     return (x - mean) / sd
 
 
-def simulate_week(week: int, *, rows: int, seed: int, start: date, drift: bool) -> pd.DataFrame:
-    """One weekly batch of `rows` loan applications (pure: same inputs, same frame)."""
+def simulate_week(week: int, *, rows: int, seed: int, start: date, drift: float) -> pd.DataFrame:
+    """One weekly batch of `rows` loan applications (pure: same inputs, same frame).
+
+    `drift` is the concept drift's strength, 0 (none) to 1 (full; True counts as 1): the
+    applicant mix shifts as soon as it is above 0, the risk factors move in proportion."""
     rng = np.random.default_rng([seed, week])
+    s = float(drift)
+    drift = s > 0
     t0 = pd.Timestamp(start) + pd.Timedelta(weeks=week)
     seconds = np.sort(rng.integers(0, 7 * 24 * 3600, size=rows))
     event_time = t0 + pd.to_timedelta(seconds, unit="s")
@@ -81,10 +86,11 @@ def simulate_week(week: int, *, rows: int, seed: int, start: date, drift: bool) 
     savings = np.exp(rng.normal(np.log(8_000), 1.1, rows)).round(-1)
     interest = np.clip(5 + (850 - credit_score) / 30 + rng.normal(0, 1.5, rows), 3, 35).round(2)
 
-    # Concept drift: debt burden matters twice as much, the score half as much.
-    b_dti, b_score = (1.6, -0.6) if drift else (0.8, -1.1)
+    # Concept drift: debt burden matters twice as much, the score half as much, mobile
+    # applicants and the rare merchants swap risk.
+    b_dti, b_score = 0.8 + 1.2 * s, -1.1 + 0.9 * s
     logit = (
-        -2.55
+        -2.55 - 0.3 * s
         + b_dti * _z(dti, 0.3, 0.15)
         + b_score * _z(credit_score, 680, 60)
         + 0.55 * delinquencies
@@ -92,9 +98,9 @@ def simulate_week(week: int, *, rows: int, seed: int, start: date, drift: bool) 
         + 0.2 * (inquiries - 1.2)
         - 0.3 * _z(np.log(income), np.log(55_000), 0.5)
         + 0.6 * (employment == "unemployed")
-        + 0.3 * (channel == "broker")
+        + 0.3 * (channel == "broker") + 1.0 * s * (channel == "mobile")
         + 0.25 * np.isin(purpose, ["business", "vacation"])
-        + 0.4 * np.isin(merchant, MERCHANTS[40:])
+        + (0.4 - 0.8 * s) * np.isin(merchant, MERCHANTS[40:])
         - 0.01 * (age - 40)
     )
     target = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype("int64")

@@ -14,15 +14,14 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from driftloop import tracking
 from driftloop.config import Params, load_params, params_hash
-from driftloop.gate import decide_promotion, slice_regressions
+from driftloop.gate import compare, decide_promotion
 from driftloop.io import read_table, write_json
 from driftloop.learn.models import as_matrix
-from driftloop.metrics import encode_target, higher_is_better, metric_fn, paired_bootstrap, slice_metrics
+from driftloop.metrics import encode_target
 from driftloop.tracking import CHAMPION, current_champion
 from driftloop.trigger import Trigger, read_trigger
 
@@ -82,16 +81,9 @@ def run(params: Params, trigger: Trigger) -> dict:
         x = test[params.data.features]
         p_new = as_matrix(mlflow.pyfunc.load_model(str(params.path("model"))).predict(x))
         p_old = as_matrix(mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").predict(x))
-        fn = metric_fn(task, metric, threshold)
-        champ_metrics = {metric: fn(y, p_old)}
-        identical = p_new.shape == p_old.shape and bool(
-            np.allclose(p_new, p_old, rtol=0, atol=rp.identical_atol))
-        boot = paired_bootstrap(y, p_new, p_old, fn, higher=higher_is_better(metric),
-                                n=rp.bootstrap_samples, seed=rp.seed, confidence=rp.confidence)
-        kw = {"task": task, "columns": params.evaluate.slices,
-              "min_rows": params.evaluate.slice_min_rows, "threshold": threshold}
-        regressed = slice_regressions(slice_metrics(test, y, p_new, **kw),
-                                      slice_metrics(test, y, p_old, **kw), metric, rp.slice_tolerance)
+        ev = compare(task, rp, params.evaluate, test, y, p_new, p_old, threshold)
+        champ_metrics, boot, regressed, identical = (ev.champion, ev.bootstrap, ev.slices_regressed,
+                                                     ev.identical)
     decision = decide_promotion(metric=metric, challenger=_scalar_metrics(challenger),
                                 thresholds=rp.thresholds, margin=rp.margin, champion=champ_metrics,
                                 bootstrap=boot, slices_regressed=regressed, identical=identical)

@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
-from sklearn.model_selection import train_test_split
-
 from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json
+from driftloop.splitting import split_frame
 
 log = logging.getLogger(__name__)
-
-
-def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: float,
-                seed: int, method: str = "stratified", time: str | None = None,
-                ) -> dict[str, pd.DataFrame]:
-    """Train / val / test; the same seed gives the same rows in each split (pure).
-
-    method "stratified": all three are stratified random samples.
-    method "time": test is the newest `test_size` share by `time` (rows no earlier model has
-    seen, so a champion and a challenger can be compared fairly); train and val are a
-    stratified random split of the older rows.
-    """
-    if val_size + test_size >= 1:
-        raise ValueError(f"split.val_size + split.test_size must be < 1, got {val_size} + "
-                         f"{test_size}; lower them in params.yaml")
-    if method == "time":
-        if time is None or time not in df.columns:
-            raise ValueError(f"split.method=time needs the time column {time!r} in the data; "
-                             "set data.time in params.yaml, or use split.method: stratified")
-        ordered = df.sort_values([time], kind="stable")
-        n_test = max(1, round(len(df) * test_size))
-        rest, test = ordered.iloc[:-n_test], ordered.iloc[-n_test:]
-    else:
-        rest, test = train_test_split(df, test_size=test_size, random_state=seed,
-                                      stratify=df[target])
-    train, val = train_test_split(rest, test_size=val_size / (1 - test_size), random_state=seed,
-                                  stratify=rest[target])
-    return {"train": train.reset_index(drop=True), "val": val.reset_index(drop=True),
-            "test": test.reset_index(drop=True)}
 
 
 def run(params: Params) -> dict:
     df = read_table(params.path("validated"))
     parts = split_frame(df, target=params.data.target, val_size=params.split.val_size,
                         test_size=params.split.test_size, seed=params.split.seed,
-                        method=params.split.method, time=params.data.time)
+                        method=params.split.method, time=params.data.time,
+                        stratify=params.task != "regression")
 
     def fill(tmp):
         for name, part in parts.items():

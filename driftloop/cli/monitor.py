@@ -1,4 +1,5 @@
-"""`driftloop backtest`: replay batch files through the drift check and the retrain policy."""
+"""`driftloop backtest` and `driftloop replay`: the drift check and the retrain policy over
+history, without touching the project's state."""
 
 from __future__ import annotations
 
@@ -53,5 +54,78 @@ def backtest(
         f"\n  after {r['batch']} ({r['at'][:10]}): {r['why']}" for r in out["retrains"]))
 
 
+def replay(
+    data: Annotated[Path, typer.Argument(help="a time-stamped table (.parquet or .csv)")],
+    target: Annotated[str, typer.Option(help="target column; the task follows it")],
+    time_col: Annotated[str, typer.Option("--time", help="event time column")],
+    id_col: Annotated[str | None, typer.Option("--id", help="id column (left out)")] = None,
+    every: Annotated[str, typer.Option(help="period length: week or month")] = "month",
+    initial_periods: Annotated[int, typer.Option(help="periods the first champion trains on "
+                                                      "(and every retrain's window)")] = 6,
+    label_delay_periods: Annotated[int, typer.Option(help="labels of a period arrive this many "
+                                                          "periods later")] = 1,
+    drop: Annotated[list[str] | None, typer.Option(help="columns to leave out (leaks, ids); "
+                                                        "repeat the option")] = None,
+    params: ParamsOpt = None,
+    out: Annotated[Path | None, typer.Option(help="write replay.csv, replay.png and "
+                                                  "summary.json here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='print {"periods": [...], '
+                                                         '"summary": {...}} only')] = False,
+) -> None:
+    """Does the retrain policy pay on this data? The policy against never retraining and
+    retraining every period, with the project's training, drift check, policy and gate."""
+    from driftloop.io import DataFileError, read_table
+    from driftloop.monitor import replay as rp
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if every not in ("week", "month"):
+        typer.echo(f"error: --every {every!r}: use week or month", err=True)
+        raise typer.Exit(2)
+    try:
+        p = load_params(params)
+        df = read_table(data)
+        drops = list(drop or [])
+        total = len(rp.cut_periods(df.drop(columns=[c for c in drops if c in df]), time_col, every))
+        with progress_bar("replay", max(total - initial_periods, 0), enabled=not as_json) as advance:
+            result = rp.run_replay(p, df, target=target, time_col=time_col, id_col=id_col,
+                                   every=every, initial_periods=initial_periods,
+                                   label_delay=label_delay_periods, drop=drops, progress=advance)
+        written = rp.write_outputs(result, out) if out else []
+    except (ParamsError, DataFileError, ValueError) as exc:
+        typer.echo(f"error: {data}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({"periods": result["periods"], "summary": result["summary"]},
+                              indent=2, default=str))
+        return
+    typer.echo(replay_text(result))
+    for f in written:
+        typer.echo(f"wrote {f}")
+
+
+def replay_text(result: dict) -> str:
+    """The replay's table and summary as plain text (pure)."""
+    s, setup = result["summary"], result["setup"]
+    m = s["metric"]
+    lines = [f"task {setup['task']}, metric {m}, {setup['every']}ly periods, first champion on "
+             f"{setup['initial_periods']} periods (test {m} {setup['first_test_metric']:.4f}), "
+             f"labels {setup['label_delay_periods']} period(s) late",
+             f"{'period':<24} {'rows':>6} {'ver':>3} {'policy':>8} {'never':>8} {'always':>8}  "
+             "drift      action  gate"]
+    for r in result["periods"]:
+        lines.append(f"{r['period']:<24} {r['rows']:>6} {r['serving_version']:>3} "
+                     f"{r[m + '_policy']:>8.4f} {r[m + '_never']:>8.4f} {r[m + '_always']:>8.4f}  "
+                     f"{r['drift_status']:<10} {r['action']:<7} {r['gate']}")
+    lines.append("")
+    for k in ("policy", "never", "always"):
+        lines.append(f"{k:>6}: mean {m} {s[k]['mean_metric']:.4f}, {s[k]['retrains']} retrain(s), "
+                     f"{s[k]['promotions']} promotion(s)")
+    gap = s["gap_closed"]
+    lines.append("policy closes " + ("n/a (never and always tie)" if gap is None else f"{gap:.0%}")
+                 + " of the never -> always gap")
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(backtest)
+    app.command()(replay)

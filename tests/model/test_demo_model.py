@@ -25,7 +25,7 @@ from driftloop.learn.fit import fit_candidate
 from driftloop.learn.models import DriftloopModel, Target
 from driftloop.metrics import metric_fn
 from driftloop.simulate import simulate_week
-from pipelines.split import split_frame
+from driftloop.splitting import split_frame
 from tests.helpers import demo_params
 
 SWEEP_ROWS = 500  # real rows of the fresh week whose features the what-if checks vary
@@ -56,7 +56,7 @@ def train_model(kind: str, p: Params, frame: pd.DataFrame) -> DriftloopModel:
     """What `pipelines.train.run` ships for candidate `kind`, without MLflow."""
     d, s = p.data, p.split
     parts = split_frame(frame, target=d.target, val_size=s.val_size, test_size=s.test_size,
-                        seed=s.seed, method=s.method, time=d.time)
+                        seed=s.seed, method=s.method, time=d.time, stratify=True)
     train, val = parts["train"], parts["val"]
     target = Target.fit(p.task, train[d.target])
     pre = Preprocessor.fit(train, d.numerical, d.categorical)

@@ -2,8 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.split import split_frame
+from driftloop.splitting import split_frame
 
+
+def split(df, **kw):
+    """split_frame with the stage's usual choices unless a test says otherwise."""
+    return split_frame(df, **({"method": "stratified", "time": None, "stratify": True} | kw))
 
 def frame(n=2000, rate=0.1, seed=0):
     rng = np.random.default_rng(seed)
@@ -17,8 +21,8 @@ def frame(n=2000, rate=0.1, seed=0):
 @pytest.mark.parametrize("method", ["stratified", "time"])
 def test_same_seed_same_rows(method):
     df = frame()
-    a = split_frame(df, target="y", val_size=.15, test_size=.15, seed=3, method=method, time="t")
-    b = split_frame(df.sample(frac=1, random_state=1) if method == "time" else df, target="y",
+    a = split(df, target="y", val_size=.15, test_size=.15, seed=3, method=method, time="t")
+    b = split(df.sample(frac=1, random_state=1) if method == "time" else df, target="y",
                     val_size=.15, test_size=.15, seed=3, method=method, time="t")
     for name in ("train", "val", "test"):
         assert sorted(a[name]["id"]) == sorted(b[name]["id"])
@@ -26,15 +30,15 @@ def test_same_seed_same_rows(method):
 
 def test_different_seed_different_rows():
     df = frame()
-    a = split_frame(df, target="y", val_size=.15, test_size=.15, seed=1)
-    b = split_frame(df, target="y", val_size=.15, test_size=.15, seed=2)
+    a = split(df, target="y", val_size=.15, test_size=.15, seed=1)
+    b = split(df, target="y", val_size=.15, test_size=.15, seed=2)
     assert set(a["test"]["id"]) != set(b["test"]["id"])
 
 
 @pytest.mark.parametrize("method", ["stratified", "time"])
 def test_partition_and_sizes(method):
     df = frame()
-    parts = split_frame(df, target="y", val_size=.2, test_size=.1, seed=0, method=method, time="t")
+    parts = split(df, target="y", val_size=.2, test_size=.1, seed=0, method=method, time="t")
     ids = [set(p["id"]) for p in parts.values()]
     assert sum(len(s) for s in ids) == len(df) and len(set.union(*ids)) == len(df)
     assert len(parts["test"]) == pytest.approx(200, abs=2)
@@ -43,14 +47,14 @@ def test_partition_and_sizes(method):
 
 def test_stratified_keeps_the_positive_rate():
     df = frame(n=5000, rate=0.07)
-    parts = split_frame(df, target="y", val_size=.15, test_size=.15, seed=0)
+    parts = split(df, target="y", val_size=.15, test_size=.15, seed=0)
     for p in parts.values():
         assert p["y"].mean() == pytest.approx(df["y"].mean(), abs=0.003)
 
 
 def test_time_split_holds_out_the_newest_rows():
     df = frame()
-    parts = split_frame(df, target="y", val_size=.15, test_size=.15, seed=0, method="time",
+    parts = split(df, target="y", val_size=.15, test_size=.15, seed=0, method="time",
                         time="t")
     assert parts["test"]["t"].min() > max(parts["train"]["t"].max(), parts["val"]["t"].max())
     assert parts["val"]["y"].mean() == pytest.approx(parts["train"]["y"].mean(), abs=0.01)
@@ -58,7 +62,17 @@ def test_time_split_holds_out_the_newest_rows():
 
 def test_bad_sizes_and_missing_time_column():
     with pytest.raises(ValueError, match="must be < 1"):
-        split_frame(frame(), target="y", val_size=.5, test_size=.5, seed=0)
+        split(frame(), target="y", val_size=.5, test_size=.5, seed=0)
     with pytest.raises(ValueError, match="time column 'when'"):
-        split_frame(frame(), target="y", val_size=.1, test_size=.1, seed=0, method="time",
+        split(frame(), target="y", val_size=.1, test_size=.1, seed=0, method="time",
                     time="when")
+
+
+def test_a_regression_target_splits_without_strata():
+    df = pd.DataFrame({"y": np.linspace(0, 1, 200), "t": range(200)})
+    parts = split_frame(df, target="y", val_size=.2, test_size=.1, seed=0, method="time", time="t",
+                        stratify=False)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [140, 40, 20]
+    with pytest.raises(ValueError):  # 200 distinct values cannot be strata
+        split_frame(df, target="y", val_size=.2, test_size=.1, seed=0, method="time", time="t",
+                    stratify=True)

@@ -29,6 +29,21 @@ def higher_is_better(metric: str) -> bool:
         raise ValueError(f"unknown metric {metric!r}; use one of {sorted(HIGHER_IS_BETTER)}") from None
 
 
+def binary_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic on average ranks: the same number as sklearn's
+    roc_auc_score (ties count half), several times faster, which the paired bootstrap's
+    hundreds of resamples feel. NaN when `y` holds one class."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y)
+    n_pos = int(np.count_nonzero(y == 1))
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.nan
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def metric_fn(task: str, metric: str, threshold: float | None = None
               ) -> Callable[[np.ndarray, np.ndarray], float]:
     """f(y, prediction) for one metric; prediction is P(1), a class-probability matrix, or a value."""
@@ -40,7 +55,7 @@ def metric_fn(task: str, metric: str, threshold: float | None = None
             raise ValueError(f"binary {metric} needs the decision threshold the model was tuned "
                              "with (`threshold` in reports/train/metrics.json; evaluate.threshold)")
         return {
-            "auc": lambda y, p: float(skm.roc_auc_score(y, p)) if len(np.unique(y)) > 1 else np.nan,
+            "auc": binary_auc,
             "f1": lambda y, p: float(skm.f1_score(y, p >= threshold, zero_division=0)),
             "precision": lambda y, p: float(skm.precision_score(y, p >= threshold, zero_division=0)),
             "recall": lambda y, p: float(skm.recall_score(y, p >= threshold, zero_division=0)),

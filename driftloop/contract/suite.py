@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -235,15 +236,33 @@ def _column_kind(s: pd.Series) -> str:
     return "string"
 
 
+@dataclass(frozen=True)
+class DraftRules:
+    """How wide a drafted contract is: the heuristics of `contract init`, in one place."""
+    margin: float = 0.1             # warn outside the seen range widened by this share of its scale
+    error_margin: float = 0.5       # error when more than `unseen_share` rows fall outside this
+    unseen_share: float = 0.01      # tolerated share of rows out of range / unseen categories
+    max_categories: int = 200       # text columns with more distinct values get no value set
+    size_factor: int = 5            # warn on batches this many times smaller or larger
+    null_factor: float = 3.0        # error when the null share exceeds this many times the seen
+    null_slack: float = 0.25        # ... plus this
+    min_non_null: float = 0.01      # the `mostly` of that check never goes below this
+    target_classes: int = 20        # a numeric target with at most this many values has classes
+    rate_band: float = 0.5          # target rate may move by this share of min(rate, 1 - rate)
+    min_rate_band: float = 0.05     # ... and at least this much
+
+
+DRAFT_RULES = DraftRules()
+
+
 def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None = None,
-                time_col: str | None = None, margin: float = 0.1, error_margin: float = 0.5,
-                unseen_share: float = 0.01, max_categories: int = 200,
+                time_col: str | None = None, rules: DraftRules = DRAFT_RULES,
                 progress: Callable[[int], None] | None = None) -> dict:
     """A first contract for data like `df`, wide enough that a fresh sample of the same data
     passes with warnings at most. Each hard (error) check has a softer warn twin where a
     fresh sample may plausibly differ: new extremes, new categories, more nulls.
     `progress(1)` after each column drafted: a wide or long table takes a while."""
-    n = len(df)
+    n, r = len(df), rules
     types = {"numeric": NUMERIC_TYPES, "string": STRING_TYPES, "datetime": DATETIME_TYPES,
              "bool": ["bool", "boolean"]}
     ex = [_expect("expect_table_columns_to_match_set", "error", column_set=list(df.columns),
@@ -251,7 +270,7 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
           _expect("expect_table_row_count_to_be_between", "error", "a batch has rows",
                   min_value=1, max_value=None),
           _expect("expect_table_row_count_to_be_between", "warn", "unusual batch size",
-                  min_value=max(1, n // 5), max_value=n * 5)]
+                  min_value=max(1, n // r.size_factor), max_value=n * r.size_factor)]
     for col in _advancing(df.columns, progress):
         s = df[col]
         if col == time_col and s.dtype == object:
@@ -266,7 +285,9 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
         if col not in (target, id_col, time_col):
             ex.append(_expect("expect_column_values_to_not_be_null", "error",
                               f"null share was {null:.3f}; far more means a broken feed",
-                              column=col, mostly=round(max(0.01, 1 - min(0.99, 3 * null + 0.25)), 4)))
+                              column=col, mostly=round(max(r.min_non_null, 1 - min(1 - r.min_non_null,
+                                                                   r.null_factor * null + r.null_slack)),
+                                                 4)))
         if col == id_col:
             ex.append(_expect("expect_column_values_to_be_unique", "error", column=col))
             continue
@@ -281,15 +302,15 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
         if kind == "numeric" and len(values) and col != target:
             lo, hi = float(values.min()), float(values.max())
             ex.append(_expect("expect_column_values_to_be_between", "error",
-                              f"seen range [{lo}, {hi}] widened by {error_margin:.0%} of its scale; "
-                              f"more than {unseen_share:.0%} of rows outside is an error",
-                              column=col, mostly=1 - unseen_share, **_band(lo, hi, error_margin)))
+                              f"seen range [{lo}, {hi}] widened by {r.error_margin:.0%} of its scale; "
+                              f"more than {r.unseen_share:.0%} of rows outside is an error",
+                              column=col, mostly=1 - r.unseen_share, **_band(lo, hi, r.error_margin)))
             ex.append(_expect("expect_column_values_to_be_between", "warn",
-                              f"any row outside the seen range widened by {margin:.0%}",
-                              column=col, **_band(lo, hi, margin)))
-        elif kind in ("string", "bool") or (col == target and values.nunique() <= 20):
+                              f"any row outside the seen range widened by {r.margin:.0%}",
+                              column=col, **_band(lo, hi, r.margin)))
+        elif kind in ("string", "bool") or (col == target and values.nunique() <= r.target_classes):
             cats = sorted(values.unique().tolist(), key=str)
-            if len(cats) > max_categories:
+            if len(cats) > r.max_categories:
                 continue
             cats = [_plain(c) for c in cats]
             if col == target:
@@ -297,14 +318,14 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
                                   column=col, value_set=cats))
             else:
                 ex.append(_expect("expect_column_values_to_be_in_set", "error",
-                                  f"at most {unseen_share:.0%} unseen categories", column=col,
-                                  value_set=cats, mostly=1 - unseen_share))
+                                  f"at most {r.unseen_share:.0%} unseen categories", column=col,
+                                  value_set=cats, mostly=1 - r.unseen_share))
                 ex.append(_expect("expect_column_values_to_be_in_set", "warn", "any unseen category",
                                   column=col, value_set=cats))
         y = binary_target(s) if col == target else None
         if y is not None and pd.api.types.is_numeric_dtype(s):
             rate = float(y.mean())
-            half = max(0.05, 0.5 * min(rate, 1 - rate))
+            half = max(r.min_rate_band, r.rate_band * min(rate, 1 - rate))
             ex.append(_expect("expect_column_mean_to_be_between", "error",
                               f"target rate was {rate:.3f}", column=col,
                               min_value=round(max(0.0, rate - half), 4),

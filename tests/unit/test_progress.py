@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from driftloop.cli import app, status_table
 from driftloop.cli.common import MIN_STEPS, progress_bar
-from driftloop.contract.suite import draft_suite
+from driftloop.contract.suite import DraftRules, draft_suite
 from driftloop.io import write_parquet
 from driftloop.monitor.backtest import replay
 from driftloop.simulate import run as simulate_run
@@ -93,10 +93,10 @@ def test_draft_suite_advances_once_per_column_even_on_skipped_ones():
     df["free_text"] = [f"note {i}" for i in range(len(df))]  # over max_categories: skipped
     calls = []
     suite = draft_suite(df, name="s", target="default", id_col="application_id",
-                        time_col="event_time", max_categories=50, progress=calls.append)
+                        time_col="event_time", rules=DraftRules(max_categories=50), progress=calls.append)
     assert calls == [1] * len(df.columns)
     assert suite == draft_suite(df, name="s", target="default", id_col="application_id",
-                                time_col="event_time", max_categories=50)
+                                time_col="event_time", rules=DraftRules(max_categories=50))
 
 
 def test_simulate_run_advances_once_per_week_written(tmp_path):

@@ -84,3 +84,15 @@ def test_paired_bootstrap_separates_a_real_gain_from_noise():
     ll = paired_bootstrap(y, good, worse, metric_fn("binary", "log_loss"), higher=False, n=200, seed=1,
                           confidence=0.95)
     assert ll.low > 0
+
+
+def test_fast_auc_equals_sklearn_with_ties_and_is_nan_on_one_class():
+    from sklearn.metrics import roc_auc_score
+
+    from driftloop.metrics import binary_auc
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 2000)
+    p = np.round(rng.random(2000) * 0.5 + 0.3 * y, 2)  # rounded: many ties
+    assert binary_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert np.isnan(binary_auc(np.ones(10), rng.random(10)))

@@ -61,16 +61,18 @@ def load(name: str, path: Path) -> pd.DataFrame:
 
 
 def floor_seconds(params, df: pd.DataFrame, spec: dict, result: dict) -> tuple[float, int]:
-    """The trainings the replay did (first champion, policy challengers, always), done directly."""
+    """The trainings the replay did (first champion, `always` every period, policy
+    challengers), done directly on the same windows."""
     p = rp.replay_params(params, df, target=spec["target"], time_col=spec["time"], id_col=None,
                          drop=spec["drop"])
     periods = rp.cut_periods(df.drop(columns=spec["drop"]), spec["time"], "month")
     n0 = result["setup"]["initial_periods"]
     delay = result["setup"]["label_delay_periods"]
-    s = result["summary"]
-    trainings = 1 + s["policy"]["retrains"] + s["always"]["retrains"]
-    ends = [n0 - 1] + [i - delay for i in range(n0, len(periods))]
-    ends = [e for e in ends if e >= n0 - 1][:trainings]
+    rows = result["periods"]
+    always = [n0 + k - delay for k in range(len(rows)) if n0 + k - delay > n0 - 1]
+    policy = [n0 + k - delay for k, r in enumerate(rows)
+              if r["action"] == "retrain" and not r["gate"].startswith("no labelled")]
+    ends = [n0 - 1, *always, *policy]  # the first champion, every `always` and policy training
     t0 = time.perf_counter()
     for end in ends:
         window = pd.concat([q.frame for q in periods[max(0, end - n0 + 1):end + 1]], ignore_index=True)
@@ -88,12 +90,14 @@ def main() -> None:
     ap.add_argument("--initial-periods", type=int, default=6)
     ap.add_argument("--label-delay-periods", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml",
+                    help="params.yaml whose train/drift/policy/register settings the replay uses")
     args = ap.parse_args()
     spec = SETS[args.dataset]
     path = args.data or DATA / spec["file"]
     if not path.exists():
         sys.exit(f"{path}: not found; pass --data with the {spec['file']} file")
-    params = load_params(ROOT / "params.yaml")
+    params = load_params(args.params)
     df = load(args.dataset, path)
     t0 = time.perf_counter()
     result = rp.run_replay(params, df, target=spec["target"], time_col=spec["time"], every="month",

@@ -57,6 +57,9 @@ class SimulateParams(_Frozen):
     start: str
     weeks: int = Field(gt=0)
     drift_from_week: int | None
+    drift_ramp_weeks: int = Field(gt=0)     # concept drift reaches full strength over this many weeks
+    label_delay_days: float = Field(ge=0)   # a week's labels arrive this long after it ends
+    incoming: Path                          # where the demo's unlabelled weekly batches arrive
 
 
 class IngestParams(_Frozen):
@@ -187,6 +190,7 @@ class PolicyParams(_Frozen):
     performance_drop: float = Field(gt=0)
     cooldown_hours: float = Field(ge=0)
     max_per_week: int = Field(ge=0)
+    min_drift_labels: int = Field(ge=0)     # labelled rows of the drifted batches a drift retrain waits for
 
 
 class AlertParams(_Frozen):

@@ -1,17 +1,31 @@
 """`make demo` / `make down`: the whole loop on synthetic data, through a local Prefect server.
 
 up: start Prefect (SQLite under .prefect/) and the MLflow UI, deploy prefect.yaml, start a
-process worker, then run train/weekly, score/daily and drift-check/daily (a clean batch,
-then a drifted one whose drift event triggers train/weekly again) and print a summary.
+process worker, then play the story (`play`) and print a summary:
+
+1. `simulate.weeks` weeks of labelled history land; train/weekly trains the first champion;
+2. live weeks follow, one at a time, as the schedules would run them: a week arrives
+   unlabelled in `simulate.incoming` and is scored and drift-checked; the labels of the week
+   `simulate.label_delay_days` before it arrive in `paths.labels`, and that week's labelled
+   rows land for training;
+3. the first live week is clean; from the second the applicant mix shifts and the concept
+   drifts over `simulate.drift_ramp_weeks` weeks. Each check reports the champion's measured
+   metric on every labelled week next to its test figure: it falls;
+4. the weekly schedule's retrain, once the first new labelled week has landed (still
+   pre-drift), is refused by the gate: nothing to learn, no better;
+5. the policy waits until the drifted weeks have `policy.min_drift_labels` labelled rows,
+   then asks for a retrain; the `train/weekly` trigger runs it and the gate promotes it;
+6. one more week: the check against the new champion's reference is quiet.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from driftloop.services import Stack
@@ -21,6 +35,16 @@ DEMO_PROJECT = "driftloop-demo"
 KEPT_PATHS = ("landing", "suite")
 # demo state outside params.yaml: what `dvc repro` records and the local DVC remote (.dvc/config)
 DVC_STATE = ("dvc.lock", "dvc-remote")
+MAX_LIVE_WEEKS = 10  # the story gives up when no retrain was asked for by then
+RETRAIN_TIMEOUT_S = 600
+WATCH = ("--watch", "--watch-interval", "1")  # `prefect deployment run` waits for the end
+DEMO_ENV = {
+    # the weekly flows run in this process: their logs go to the Prefect UI, not the terminal
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # the worker asks for new runs every 2 s, not 10: each training run starts sooner
+    "PREFECT_WORKER_QUERY_SECONDS": "2",
+}
 
 
 def say(msg: str) -> None:
@@ -28,11 +52,12 @@ def say(msg: str) -> None:
 
 
 def demo_state(params) -> list[Path]:
-    """Everything a demo run writes: every `paths.*` but the kept ones, the sqlite MLflow
-    store, dvc.lock and the local DVC remote."""
+    """Everything a demo run writes: every `paths.*` but the kept ones, the simulator's
+    incoming folder, the sqlite MLflow store, dvc.lock and the local DVC remote."""
     from driftloop.config import PathParams
 
     state = [params.path(k) for k in PathParams.model_fields if k not in KEPT_PATHS]
+    state.append(params.root / params.simulate.incoming)
     sqlite = "sqlite:///"
     if params.tracking_uri.startswith(sqlite):
         state.append(Path(params.tracking_uri[len(sqlite):]))
@@ -50,14 +75,155 @@ def reset_demo_state(params) -> None:
         f.unlink()
 
 
+def play(params, stack: Stack, *, tell=say) -> dict:
+    """The story of the module docstring on a running `stack` (deployed, with a worker) for
+    the project of `params`. Training runs go through the deployments; the weekly score and
+    drift-check flows (the deployments' entrypoints) run in this process, as Prefect flow runs,
+    to spare a worker start per check. Returns what happened, week by week."""
+    from driftloop import simulate as sim
+    from driftloop.runs import wait_for_run
+
+    score, drift_check = (deployment_flow(params.root, d) for d in ("score/daily", "drift-check/daily"))
+    s = params.simulate
+    history, drift_from = s.weeks, drift_week(params)
+    incoming = params.root / s.incoming
+    tell(f"{history} weeks of labelled history land in {params.paths.landing}; "
+         "prefect deployment run train/weekly")
+    sim.run(params, list(range(history)), drift_from)
+    stack.prefect("deployment", "run", "train/weekly", "-p", "trigger=manual", *WATCH, quiet=True)
+    weeks: list[dict] = []
+    retrained_at = None
+    for week in range(history, history + MAX_LIVE_WEEKS):
+        strength = sim.drift_strength(week, drift_from, s.drift_ramp_weeks)
+        due = [w for w in sim.labels_due([week], s.label_delay_days) if w >= history]
+        name = sim.batch_name(date.fromisoformat(s.start), week)
+        tell(f"week {week}: {name} arrives (drift strength {strength:.2f}); labels arrive for "
+             f"week(s) {due or 'none'}")
+        sim.write_labels(params, due, drift_from)
+        sim.run(params, due, drift_from)  # the labelled rows land for training
+        if due and week == history + 1:
+            tell("the weekly schedule's retrain (prefect deployment run train/weekly): one new "
+                 "labelled week, still pre-drift")
+            stack.prefect("deployment", "run", "train/weekly", *WATCH, quiet=True)
+            tell(f"gate: {_decision(params)}")
+        (batch,) = sim.run(params, [week], drift_from, incoming, labelled=False)
+        score(str(batch))
+        since = datetime.now(UTC)
+        result = drift_check(str(batch))
+        policy = result["policy"]
+        tell(f"drift-check: {result['status']} ({result['reason']}); policy: {policy['action']}: "
+             f"{policy['reason']}")
+        weeks.append({"week": week, "batch": name, "strength": strength, "labels_for": due,
+                      "status": result["status"], "action": policy["action"],
+                      "champion": result["champion_version"]})
+        if retrained_at is not None:
+            break
+        if policy["action"] == "retrain":
+            tell("the drift event starts train/weekly (trigger=drift); waiting for it")
+            run = wait_for_run("train/weekly", since, trigger="drift", timeout=RETRAIN_TIMEOUT_S,
+                               poll=1)
+            tell(f"train/weekly run {run.name} (trigger=drift): {run.state.name}; "
+                 f"gate: {_decision(params)}")
+            retrained_at = week
+    return {"weeks": weeks, "retrained_at": retrained_at, "drift_from": drift_from}
+
+
+def drift_week(params) -> int:
+    """The demo's drift starts in its second live week: one clean week to check first."""
+    return params.simulate.weeks + 1
+
+
+def deployment_flow(root: Path, name: str):
+    """The flow deployment `flow/deployment` of prefect.yaml runs (its entrypoint), to run in
+    this process: the same code a worker would start."""
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    flow_name, deployment = name.split("/")
+    for d in yaml.safe_load((root / "prefect.yaml").read_text())["deployments"]:
+        if d["name"] == deployment:
+            flow = load_flow_from_entrypoint(str(root / d["entrypoint"]))
+            if flow.name == flow_name:
+                return flow
+    raise ValueError(f"{root / 'prefect.yaml'} has no deployment {name!r}")
+
+
+def _decision(params) -> str:
+    d = json.loads((params.report_dir("register") / "decision.json").read_text())
+    return f"v{d['version']} {'promoted' if d['promote'] else 'refused'}: {d['reason']}"
+
+
+def realized(params, version: str) -> list[dict]:
+    """Model `version`'s measured metric on each labelled window it scored, with its test figure."""
+    from mlflow import MlflowClient
+
+    from driftloop import tracking
+    from driftloop.monitor.labels import champion_performance
+
+    tracking.setup(params)
+    tags = MlflowClient().get_model_version(params.project.name, version).tags
+    test = json.loads(tags.get("challenger_metrics") or "{}")
+    metric = params.policy.performance_metric
+    return champion_performance(params, version=version, metric=metric,
+                                threshold=test.get("threshold"), baseline=test.get(metric))
+
+
+def print_decay(params, version: str) -> None:
+    """Model `version`'s measured metric week by week, with the simulated drift's strength."""
+    from driftloop import simulate as sim
+
+    s = params.simulate
+    start, metric = date.fromisoformat(s.start), params.policy.performance_metric
+    rows = realized(params, version)
+    test = next((r["champion_test"] for r in rows if r["champion_test"] is not None), None)
+    print(f"v{version}'s measured {metric} on the labelled weeks it scored (test {metric} {test:.4f}):"
+          if test is not None else f"v{version}'s measured {metric} on the labelled weeks it scored:")
+    for r in rows:
+        week = (datetime.fromisoformat(r["window"].removeprefix("batch_")).date() - start).days // 7
+        strength = sim.drift_strength(week, drift_week(params), s.drift_ramp_weeks)
+        value = "-" if r["value"] is None else f"{r['value']:.4f}"
+        drop = "" if r["drop"] is None else f" ({-r['drop']:+.4f} vs test)"
+        print(f"  week {week:>2} {r['window']}: drift strength {strength:.2f}, {r['labelled']} "
+              f"labels, {value}{drop}")
+
+
+def summary(root: Path, stack: Stack) -> None:
+    from driftloop.cli import status_report
+    from driftloop.config import load_params
+
+    params = load_params(root / "params.yaml")
+    rep = status_report(params)
+    say("summary")
+    c = rep["champion"]
+    test = "-" if not c or c["test_metric"] is None else f"{c['test_metric']:.4f}"
+    print(f"champion: {rep['model']} v{c['version']} (trigger {c['trigger']}, test {c['metric']} "
+          f"{test})" if c else "champion: none")
+    print("model versions (newest first):")
+    for v in rep["versions"]:
+        print(f"  v{v['version']}: trigger={v['trigger']}, {v['decision']}: {v['reason']}")
+    first = next((v for v in reversed(rep["versions"])), None)
+    if first:
+        print_decay(params, str(first["version"]))
+    print("weekly drift checks:")
+    for f in sorted(params.report_dir("drift").glob("*/verdict.json")):
+        v = json.loads(f.read_text())
+        p = v.get("policy") or {}
+        print(f"  {v['batch']} vs v{v['champion_version']}: {v['status']} -> {p.get('action')} "
+              f"({p.get('reason')})")
+    print(f"\nPrefect UI: http://127.0.0.1:{stack.prefect_port}  (flow runs, artifacts, the "
+          "retrain-on-drift automation)")
+    print(f"MLflow UI:  {stack.mlflow_url}  (registry with the gate's evidence per version, "
+          "drift-* runs with labelled_auc)")
+    print("Both keep running; `make down` stops them.")
+
+
 def up(root: Path) -> None:
     from driftloop.config import load_params
-    from driftloop.simulate import batch_name
-    from driftloop.simulate import run as simulate
 
     params = load_params(root / "params.yaml")
     stack = Stack(root)
     os.environ.update(stack.env())
+    os.environ.update(DEMO_ENV, DRIFTLOOP_PARAMS=str(root / "params.yaml"))
     if params.project.name == DEMO_PROJECT:
         say("resetting demo state (data/, models/, reports/, MLflow store)")
         stack.stop()  # the MLflow UI holds the store open
@@ -68,58 +234,11 @@ def up(root: Path) -> None:
     say("deploying prefect.yaml and starting a process worker")
     stack.deploy()
     stack.start_worker()
-
-    weeks = params.simulate.weeks
-    start = datetime.fromisoformat(params.simulate.start).date()
-    say(f"simulating {weeks} weekly batches into {params.paths.landing}")
-    simulate(params, list(range(weeks)), None)
-    say("prefect deployment run train/weekly")
-    stack.prefect("deployment", "run", "train/weekly", "-p", "trigger=manual", "--watch")
-
-    clean, drifted = batch_name(start, weeks), batch_name(start, weeks + 1)
-    simulate(params, [weeks], None)
-    say(f"score/daily on {clean}")
-    stack.prefect("deployment", "run", "score/daily", "-p", f"batch={clean}", "--watch")
-    say(f"drift-check/daily on {clean} (no drift expected)")
-    stack.prefect("deployment", "run", "drift-check/daily", "-p", f"batch={clean}", "--watch")
-
-    simulate(params, [weeks + 1], weeks + 1)
-    since = datetime.now(UTC)
-    say(f"drift-check/daily on {drifted} (drift switched on from this week)")
-    stack.prefect("deployment", "run", "drift-check/daily", "-p", f"batch={drifted}", "--watch")
-    say("waiting for the retraining run the drift event triggered")
-    from driftloop.runs import wait_for_run
-
-    run = wait_for_run("train/weekly", since, trigger="drift", timeout=600)
-    print(f"train/weekly run {run.name} (trigger=drift): {run.state.name}")
+    story = play(params, stack)
+    if story["retrained_at"] is None:
+        raise SystemExit(f"no retrain was asked for in {MAX_LIVE_WEEKS} live weeks; see "
+                         f"{params.paths.decisions}")
     summary(root, stack)
-
-
-def summary(root: Path, stack: Stack) -> None:
-    import json
-
-    from driftloop.cli import status_report
-    from driftloop.config import load_params
-
-    params = load_params(root / "params.yaml")
-    rep = status_report(params)
-    say("summary")
-    c = rep["champion"]
-    metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
-    print(f"champion: {rep['model']} version {c['version']}" if c else "champion: none")
-    from driftloop.metrics import TASK_METRICS
-
-    print("last test metrics: " + ", ".join(f"{k} {metrics[k]:.4f}" for k in TASK_METRICS[params.task]))
-    print("model versions (newest first):")
-    for v in rep["versions"]:
-        print(f"  v{v['version']}: trigger={v['trigger']}, {v['decision']}: {v['reason']}")
-    print("drift verdicts:")
-    for f in sorted(params.report_dir("drift").glob("*/verdict.json")):
-        v = json.loads(f.read_text())
-        print(f"  {v['batch']}: {v['status']} ({v['reason']})")
-    print(f"\nPrefect UI: http://127.0.0.1:{stack.prefect_port}")
-    print(f"MLflow UI:  {stack.mlflow_url}")
-    print("Both keep running; `make down` stops them.")
 
 
 def down(root: Path) -> None:

@@ -1,8 +1,10 @@
 """drift-check flow: is the newest batch drifting, and should the champion be retrained?
 
 1. `drift`: per-feature drift (effect size vs the noise at this batch size), prediction
-   drift and labelled performance against the champion (reports/drift/<batch>/, MLflow run);
-2. artifacts: a table of per-feature drift and a link to the Evidently HTML report;
+   drift and the champion's measured metric on every labelled window next to its test
+   figure (reports/drift/<batch>/, MLflow run);
+2. artifacts: a table of per-feature drift, a table of the champion's labelled windows (its
+   decay) and a link to the Evidently HTML report;
 3. `policy`: the retrain policy (driftloop/monitor/policy.py) decides, with its reason, and keeps
    its small state under data/monitoring/;
 4. `alert`: Apprise notifications for the verdicts listed in `alerts.on`;
@@ -78,6 +80,13 @@ def _publish(result: dict) -> None:
                 for c in result["columns"]]
         create_table_artifact(key="drift-columns", table=rows,
                               description=f"per-feature drift for {result['batch']}")
+    if windows := result.get("labelled_windows"):
+        create_table_artifact(
+            key="champion-performance",
+            table=[{k: w[k] for k in ("window", "labelled", "scored", "metric", "value",
+                                      "champion_test", "drop")} for w in windows],
+            description=f"champion v{result['champion_version']} on labelled windows vs its test "
+                        "figure")
     if result["report_html"]:
         create_link_artifact(key="drift-report", link=Path(result["report_html"]).as_uri(),
                              link_text=f"Evidently report for {result['batch']}",

@@ -3,7 +3,8 @@
 Per feature: the effect size by type (Wasserstein for numerical, PSI for discrete numerical,
 Jensen-Shannon for categorical), the noise floor at this batch size and the missing-value
 shares; prediction drift (the champion's scores on the batch vs on the reference); and, when
-labels have landed, the champion's measured performance. Large inputs are subsampled with a
+labels have landed, the champion's measured performance on every labelled prediction window
+next to its test figure, so its decay shows window by window. Large inputs are subsampled with a
 seed; batches below `drift.min_rows` get "insufficient data" and never count.
 """
 
@@ -241,15 +242,13 @@ def run(params: Params, batch: Path | None = None) -> dict:
         raise ValueError(f"{batch}: {exc}") from None
     result["rows"], result["reference_rows"] = len(current), len(champ.reference)
     metric = params.policy.performance_metric
-    perf = labels.latest_performance(params, version=champ.version, metric=metric,
-                                     threshold=champ.test_metrics.get("threshold"))
-    baseline = champ.test_metrics.get(metric)
-    if perf is not None and baseline is not None:
-        perf["champion_test"] = float(baseline)
-        perf["drop"] = float(baseline) - perf["value"]
+    windows = labels.champion_performance(params, version=champ.version, metric=metric,
+                                          threshold=champ.test_metrics.get("threshold"),
+                                          baseline=champ.test_metrics.get(metric))
     out = params.report_dir("drift") / batch.stem
     result.update({"batch": batch.name, "champion_version": int(champ.version),
-                   "performance": perf, "report_html": None, "mlflow_run_id": None})
+                   "performance": labels.newest_measured(windows), "labelled_windows": windows,
+                   "report_html": None, "mlflow_run_id": None})
     out.mkdir(parents=True, exist_ok=True)
     if snap is not None:
         tmp = out / ".report.html.tmp"
@@ -270,14 +269,20 @@ def _log_mlflow(out: Path, result: dict) -> str:
     metrics = {"drift_share": result["share"], "rows": result["rows"]}
     if result["prediction_drift"]:
         metrics["prediction_drift"] = result["prediction_drift"]["score"]
-    if result["performance"]:
-        metrics[f"labelled_{result['performance']['metric']}"] = result["performance"]["value"]
+    series = {}
+    if perf := result["performance"]:
+        metrics[f"labelled_{perf['metric']}"] = perf["value"]
+        metrics[f"champion_test_{perf['metric']}"] = perf["champion_test"]
+        # the champion's metric on each labelled window, oldest first: its decay as a chart
+        series[f"realized_{perf['metric']}"] = [w["value"] for w in result["labelled_windows"]
+                                                if w["value"] is not None]
     metrics.update({f"drift_{c['column']}": c["score"] for c in result["columns"]})
     with mlflow.start_run(run_name=f"drift-{Path(result['batch']).stem}",
                           tags={"driftloop.kind": "drift-check", "batch": result["batch"],
                                 "status": result["status"],
                                 "champion_version": str(result["champion_version"])}) as r:
-        tracking.log_metrics(r.info.run_id, {k: v for k, v in metrics.items() if v is not None})
+        tracking.log_metrics(r.info.run_id, {k: v for k, v in metrics.items() if v is not None},
+                             series=series)
         mlflow.log_artifacts(str(out), artifact_path="drift")
     return r.info.run_id
 

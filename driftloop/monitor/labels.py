@@ -1,8 +1,10 @@
 """labels: the champion's measured performance once true outcomes land, possibly days late.
 
-Label files (`paths.labels`, .parquet or .csv) carry the id and the target, optionally a
-`labeled_at` time. They are joined to the stored predictions by id, so a label always counts
-for the window (prediction batch) its row was scored in, whenever it arrives.
+Label files (`paths.labels`, .parquet or .csv; the demo's come from
+`driftloop.simulate.write_labels`) carry the id and the target, optionally a `labeled_at` time.
+They are joined to the stored predictions by id, so a label always counts for the window
+(prediction batch) its row was scored in, whenever it arrives. Per window: the labelled rows
+(what the retrain policy waits for) and the metric against the model's test figure.
 """
 
 from __future__ import annotations
@@ -68,15 +70,34 @@ def load_labels(params: Params) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def latest_performance(params: Params, *, version: str, metric: str, threshold: float | None = None,
-                       as_of: datetime | None = None) -> dict | None:
-    """The newest window with enough labels for the champion `version`, or None."""
+def champion_performance(params: Params, *, version: str, metric: str,
+                         threshold: float | None = None, as_of: datetime | None = None,
+                         baseline: float | None = None) -> list[dict]:
+    """Every prediction window of model `version` that has labels, oldest first, with its
+    measured metric and, given the model's test figure `baseline`, how far below it that is
+    (`drop`): the model's decay, window by window."""
     preds, labels = load_predictions(params), load_labels(params)
     if preds.empty or labels.empty:
-        return None
+        return []
     d = params.data
     rows = window_performance(preds, labels, id_col=d.id, target=d.target, time_col=d.time,
                               version=version, metric=metric, min_labels=params.drift.min_labels,
                               threshold=threshold, as_of=as_of)
-    rows = [r for r in rows if r["value"] is not None and r["value"] == r["value"]]
-    return rows[-1] if rows else None
+    return [with_baseline(r, baseline) for r in rows]
+
+
+def with_baseline(row: dict, baseline: float | None) -> dict:
+    """`row` with the model's test figure and the drop below it, when both are known (pure)."""
+    if baseline is None or not measured(row):
+        return {**row, "champion_test": baseline, "drop": None}
+    return {**row, "champion_test": float(baseline), "drop": float(baseline) - row["value"]}
+
+
+def measured(row: dict) -> bool:
+    return row["value"] is not None and row["value"] == row["value"]
+
+
+def newest_measured(rows: list[dict]) -> dict | None:
+    """The newest window with enough labels for a metric, or None (pure)."""
+    done = [r for r in rows if measured(r)]
+    return done[-1] if done else None

@@ -1,10 +1,12 @@
 """policy: should this drift check ask for a retrain? A pure decision over a small state.
 
-Retrain when drift persists for `consecutive_drift` distinct batches, or when the measured
-performance of the champion on labelled predictions falls more than `performance_drop`
-below its test metric; never within `cooldown_hours` of the last retrain, never more than
-`max_per_week` in 7 days, and never twice for the same window (dedupe key). A new champion
-resets the streak: its own training data is the new reference. Every verdict says why.
+Retrain when drift persists for `consecutive_drift` distinct batches and the drifted batches
+have at least `min_drift_labels` labelled rows (a retrain before the new regime's labels
+arrive could neither learn it nor be tested on it), or when the measured performance of the
+champion on labelled predictions falls more than `performance_drop` below its test metric;
+never within `cooldown_hours` of the last retrain, never more than `max_per_week` in 7 days,
+and never twice for the same window (dedupe key). A new champion resets the streak: its own
+training data is the new reference. Every verdict says why.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +37,7 @@ class Check:
     champion: str | None = None     # champion version the check compared against
     perf_key: str | None = None     # the labelled window whose performance was measured
     perf_drop: float | None = None  # champion test metric minus the window's metric
+    labelled: Mapping[str, int] = field(default_factory=dict)  # labelled rows per scored window
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class Decision:
     dedupe_key: str | None = None    # what a retrain is remembered by
 
 
+def labelled_rows(windows: tuple[str, ...], labelled: Mapping[str, int]) -> int:
+    """Labelled rows of `windows` (batch names; a window is named with or without suffix)."""
+    return sum(labelled.get(w, labelled.get(Path(w).stem, 0)) for w in windows)
+
+
 def decide(state: State, check: Check, *, now: datetime, policy: PolicyParams
            ) -> tuple[Decision, State]:
     """The verdict for `check` and the state to keep (pure: no clock, no files)."""
@@ -70,20 +78,26 @@ def decide(state: State, check: Check, *, now: datetime, policy: PolicyParams
         state = replace(state, champion=check.champion, streak=())
     perf_new = (check.perf_drop is not None and check.perf_key is not None
                 and f"perf:{check.perf_key}" not in state.triggered)
-    if check.key in state.seen and not perf_new:
-        return Decision("duplicate", f"{check.key} was already checked; a window counts once",
-                        check.key), state
-    if check.key not in state.seen:
+    seen = check.key in state.seen
+    if not seen:
         state = replace(state, seen=(*state.seen, check.key)[-_KEEP:])
         if check.status == "drift":
             state = replace(state, streak=(*state.streak, check.key))
         elif check.status == "no_drift":
             state = replace(state, streak=())
-    n = policy.consecutive_drift
+    n, need = policy.consecutive_drift, policy.min_drift_labels
+    persists = (check.status == "drift" and len(state.streak) >= n
+                and state.streak[-1] == check.key and check.key not in state.triggered)
+    have = labelled_rows(state.streak, check.labelled)
+    # a window checked again counts once, but the labels it waited for may have arrived since
+    if seen and not perf_new and not (persists and have >= need):
+        return Decision("duplicate", f"{check.key} was already checked; a window counts once",
+                        check.key), state
     fired = []
-    if check.status == "drift" and len(state.streak) >= n:
-        fired.append(("drift", check.key, f"drift in {len(state.streak)} consecutive batches "
-                                          f"({', '.join(state.streak[-n:])}) >= {n}"))
+    if persists and have >= need:
+        fired.append(("drift", check.key, f"drift in {_batches(len(state.streak))} in a row "
+                                          f"({', '.join(state.streak)}) >= {n}"
+                      + (f", {have} labelled rows of them >= {need}" if need else "")))
     if perf_new and check.perf_drop > policy.performance_drop:
         fired.append(("performance", f"perf:{check.perf_key}",
                       f"{policy.performance_metric} on labelled {check.perf_key} is "
@@ -91,7 +105,8 @@ def decide(state: State, check: Check, *, now: datetime, policy: PolicyParams
                       f"(> {policy.performance_drop})"))
     fired = [f for f in fired if f[1] not in state.triggered]
     if not fired:
-        return _quiet(state, check, n, notes), state
+        waiting = persists and have < need
+        return _quiet(state, check, n, notes, labels=(have, need) if waiting else None), state
     trigger, dedupe, why = fired[0]
     why = "; ".join([*notes, *(f[2] for f in fired)])
     times = [datetime.fromisoformat(t) for t in state.retrains]
@@ -110,16 +125,26 @@ def decide(state: State, check: Check, *, now: datetime, policy: PolicyParams
     return Decision("retrain", why, check.key, trigger, dedupe), state
 
 
-def _quiet(state: State, check: Check, n: int, notes: list[str]) -> Decision:
+def _quiet(state: State, check: Check, n: int, notes: list[str],
+           labels: tuple[int, int] | None = None) -> Decision:
     if check.status == "insufficient_data":
         action, why = "insufficient_data", "too few rows to judge; the streak is unchanged"
+    elif labels is not None:
+        action, why = "wait", (f"drift in {_batches(len(state.streak))} in a row, but only "
+                               f"{labels[0]} labelled rows of them: a retrain waits for "
+                               f"{labels[1]} (policy.min_drift_labels) to learn the new regime "
+                               "and be tested on it")
     elif check.status == "drift":
         action, why = "wait", f"drift in {len(state.streak)} of {n} consecutive batches needed"
     else:
         action, why = "ok", "no drift; streak reset"
     if check.perf_drop is not None:
-        why += f"; performance {check.perf_drop:+.4f} below the champion's test figure"
+        why += f"; labelled {check.perf_key}: {-check.perf_drop:+.4f} vs the champion's test figure"
     return Decision(action, "; ".join([*notes, why]), check.key)
+
+
+def _batches(n: int) -> str:
+    return f"{n} batch" if n == 1 else f"{n} batches"
 
 
 @contextmanager
@@ -145,7 +170,8 @@ def check_from_result(result: dict) -> Check:
     perf = result.get("performance") or {}
     return Check(key=result["batch"], status=result["status"],
                  champion=str(result.get("champion_version")),
-                 perf_key=perf.get("window"), perf_drop=perf.get("drop"))
+                 perf_key=perf.get("window"), perf_drop=perf.get("drop"),
+                 labelled={w["window"]: w["labelled"] for w in result.get("labelled_windows") or []})
 
 
 def apply(params: Params, result: dict, now: datetime | None = None) -> dict:

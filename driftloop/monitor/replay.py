@@ -235,7 +235,8 @@ def run_replay(params: Params, df: pd.DataFrame, *, target: str, time_col: str,
             perf_drop = performance_drop(metric, champ.test_metric, realized[("policy", labelled)][1])
         decision, state = pol.decide(
             state, pol.Check(key=period.label, status=check["status"], champion=str(champ.version),
-                             perf_key=perf_key, perf_drop=perf_drop),
+                             perf_key=perf_key, perf_drop=perf_drop,
+                             labelled={q.label: len(q.frame) for q in periods[:labelled + 1]}),
             now=period.end.to_pydatetime(), policy=p.policy)
         row.update(drift_status=check["status"], drift_share=check["share"],
                    action=decision.action, reason=decision.reason, gate="")

@@ -4,25 +4,28 @@ In file order (one project, one champion):
 1. five `driftloop.drift.detected` events within a minute start ONE `train/weekly` run
    (the trigger's window), which trains the first champion;
 2. eight weekly drift checks without drift ask for no retrain;
-3. eight weekly checks with drift from the fifth week: the policy (2 consecutive drifted
-   batches) asks once, the event starts one retrain, a new version is registered and the
-   promotion decision recorded.
+3. eight live weeks with drift from the fifth: each arrives unlabelled, is scored and checked,
+   and the labels of the week before arrive. The policy waits until the drifted weeks have
+   two weeks of labels, then asks once; the event starts one retrain, a new version is
+   registered and the promotion decision recorded.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.helpers import deploy_project, make_project
+from tests.helpers import deploy_project, make_project, simulate
 
 pytestmark = pytest.mark.slow
-POLICY = {"consecutive_drift": 2, "cooldown_hours": 24, "max_per_week": 2}
+# 500 rows a week (tests/helpers.TINY): two labelled drifted weeks. The performance trigger is
+# kept out of the way: at 500 rows a week's AUC is too noisy for a 0.05 limit.
+POLICY = {"consecutive_drift": 2, "cooldown_hours": 24, "max_per_week": 2,
+          "min_drift_labels": 1000, "performance_drop": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +42,25 @@ def deployed(tmp_path_factory, prefect_api):
         os.environ["DRIFTLOOP_PARAMS"] = old
 
 
-def weeks(project, first: int, n: int, drift_from: int | None):
-    """Write the weeks into incoming/ (checked from there) and land a copy for training."""
+def arrive(project, weeks: list[int], drift_from: int | None) -> list:
+    """The weeks arrive unlabelled in incoming/ (scored and checked from there)."""
     from driftloop.config import load_params
     from driftloop.simulate import run as sim_run
 
-    files = sim_run(load_params(project / "params.yaml"), list(range(first, first + n)),
-                    drift_from, project / "incoming")
-    for f in files:
-        tmp = project / "data/landing" / f".{f.name}.part"
-        shutil.copy2(f, tmp)
-        tmp.rename(project / "data/landing" / f.name)
-    return files
+    return sim_run(load_params(project / "params.yaml"), weeks, drift_from, project / "incoming",
+                   labelled=False)
+
+
+def label(project, week: int, drift_from: int | None) -> list[int]:
+    """The labels due when `week` arrives: label files, and the labelled rows land for training."""
+    from driftloop import simulate as sim
+    from driftloop.config import load_params
+
+    params = load_params(project / "params.yaml")
+    due = sim.labels_due([week], params.simulate.label_delay_days)
+    sim.write_labels(params, due, drift_from)
+    sim.run(params, due, drift_from)
+    return due
 
 
 def check_all(files) -> list[dict]:
@@ -72,7 +82,7 @@ def test_five_drift_events_within_a_minute_start_one_retrain(deployed):
     from driftloop.runs import wait_for_run
 
     project, _ = deployed
-    weeks(project, 0, 6, None)
+    simulate(project, list(range(6)))  # labelled history
     since = datetime.now(UTC)
     for i in range(5):
         emit_event(event="driftloop.drift.detected",
@@ -90,35 +100,49 @@ def test_eight_weeks_without_drift_ask_for_no_retrain(deployed):
     project, stack = deployed
     stack.deploy()  # a fresh automation: its window from test 1 must not hide test 3's event
     since = datetime.now(UTC)
-    results = check_all(weeks(project, 6, 8, None))
+    results = check_all(arrive(project, list(range(6, 14)), None))
     assert [r["policy"]["action"] for r in results] == ["ok"] * 8, \
         [(r["batch"], r["reason"]) for r in results]
     assert all(r["prediction_drift"] is not None for r in results)
     assert drift_runs(since) == []
 
 
-def test_eight_weeks_with_drift_from_week_five_retrain_once(deployed):
+def test_drifted_weeks_retrain_once_their_labels_have_arrived(deployed):
     from driftloop.runs import wait_for_run
+    from flows.drift_check import drift_check
+    from flows.score import score
 
     project, _ = deployed
     since = datetime.now(UTC)
-    files = weeks(project, 14, 8, drift_from=18)
-    results = check_all(files)
+    results, files = [], []
+    for week in range(14, 22):
+        assert label(project, week, drift_from=18) == [week - 1]
+        (batch,) = arrive(project, [week], drift_from=18)
+        score(str(batch))
+        results.append(drift_check(str(batch)))
+        files.append(batch)
     actions = [r["policy"]["action"] for r in results]
-    assert actions[:6] == ["ok"] * 4 + ["wait", "retrain"], \
+    # week 18 drifts: no labels of it yet; 19: labels of 18 only (500 rows); 20: of 18 and 19
+    assert actions[:7] == ["ok"] * 4 + ["wait", "wait", "retrain"], \
         [(r["batch"], r["status"], r["policy"]["reason"]) for r in results]
-    assert actions.count("retrain") == 1 and set(actions[6:]) <= {"ok", "wait", "cooldown"}
-    verdict = json.loads((project / "reports/drift" / files[5].stem / "verdict.json").read_text())
-    assert verdict["policy"]["action"] == "retrain" and files[4].name in verdict["policy"]["reason"]
+    assert "drift in 1 of 2 consecutive batches" in results[4]["policy"]["reason"]
+    assert "only 500 labelled rows" in results[5]["policy"]["reason"]
+    assert actions.count("retrain") == 1 and actions[7] in {"ok", "wait", "cooldown"}
+    verdict = json.loads((project / "reports/drift" / files[6].stem / "verdict.json").read_text())
+    assert verdict["policy"]["action"] == "retrain" and "1000 labelled rows" in verdict["policy"]["reason"]
+    assert f"{files[4].name}, {files[5].name}, {files[6].name}" in verdict["policy"]["reason"]
     assert (project / verdict["report_html"]).exists() and verdict["mlflow_run_id"]
+    labelled = {w["window"]: w for w in verdict["labelled_windows"]}
+    assert [files[i].stem in labelled for i in range(7)] == [True] * 6 + [False]
+    assert all(w["value"] is not None and w["champion_test"] for w in labelled.values())
 
     run = wait_for_run("train/weekly", since, trigger="drift", timeout=300)
     assert run.state.is_completed(), run.state.message
-    assert files[5].name in run.parameters["reason"]
+    assert files[6].name in run.parameters["reason"]
     time.sleep(5)
     assert len(drift_runs(since)) == 1
     second = json.loads((project / "reports/register/decision.json").read_text())
     assert second["version"] == 2 and second["trigger"] == "drift" and second["reason"]
     log = [json.loads(line) for line in
            (project / "data/monitoring/decisions.jsonl").read_text().splitlines()]
-    assert [d["key"] for d in log if d["action"] == "retrain"] == [files[5].name]
+    assert [d["key"] for d in log if d["action"] == "retrain"] == [files[6].name]

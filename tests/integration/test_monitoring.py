@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from driftloop.config import load_params
@@ -91,6 +92,15 @@ def test_small_batches_are_insufficient_data():
     assert r["status"] == "insufficient_data" and r["columns"] == []
 
 
+def backtest_params(folder, **policy) -> str:
+    """The project's params with `policy` changes, and drift retrains that do not wait for
+    labels: a backtest replays batches, it has no delayed label feed to wait for."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["policy"].update({"min_drift_labels": 0, **policy})
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return folder / "params.yaml"
+
+
 def _backtest(*args: str) -> dict:
     from driftloop.cli import app
 
@@ -105,9 +115,7 @@ def test_backtest_names_the_batch_that_would_have_retrained(tmp_path):
     pd.concat([_sim(w, 500, False) for w in range(4)]).to_parquet(ref)
     for w in range(4, 12):  # 8 weeks, drift from the 5th
         _sim(w, 500, w >= 8).to_parquet(batches / f"batch_{w:02d}.parquet")
-    params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text().replace(
-        "consecutive_drift: 1 ", "consecutive_drift: 2 "))
+    params = backtest_params(tmp_path, consecutive_drift=2)
     before = sorted(p.name for p in tmp_path.rglob("*"))
     out = _backtest("--reference", str(ref), "--batches", str(batches), "--target", "default",
                     "--id", "application_id", "--time", "event_time", "--params", str(params))
@@ -134,7 +142,7 @@ def test_backtest_hotel_bookings_month_by_month(tmp_path):
         g.to_parquet(tmp_path / "batches" / f"hotel_{m}.parquet")
     out = _backtest("--reference", str(tmp_path / "reference.parquet"), "--batches",
                     str(tmp_path / "batches"), "--target", "is_canceled", "--id", "booking_id",
-                    "--time", "arrival_date", "--params", str(ROOT / "params.yaml"))
+                    "--time", "arrival_date", "--params", str(backtest_params(tmp_path)))
     checks = out["checks"]
     assert len(checks) == 20 and "is_canceled" not in out["features"]["numerical"]
     assert "adr" in out["features"]["numerical"] and "country" in out["features"]["categorical"]

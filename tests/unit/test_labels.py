@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from driftloop.monitor.labels import window_performance
+from driftloop.monitor.labels import newest_measured, window_performance, with_baseline
 
 T0 = datetime(2026, 3, 2)
 
@@ -73,3 +73,18 @@ def test_threshold_metrics_use_the_models_cut_off_not_one_half():
     assert at_cut["value"] != pytest.approx(at_half["value"])
     with pytest.raises(ValueError, match="decision threshold"):
         window_performance(preds, labels, **kw)  # f1 without the model's cut-off is refused
+
+
+def test_each_labelled_window_is_set_against_the_test_figure_and_the_newest_measured_one_counts():
+    pa, la = week("batch_a", T0, 150, "3", 0, skill=0.6)
+    pb, lb = week("batch_b", T0 + timedelta(days=7), 150, "3", 1, skill=0.1)
+    pc, lc = week("batch_c", T0 + timedelta(days=14), 150, "3", 2, skill=0.6)
+    rows = [with_baseline(r, 0.9) for r in
+            perf(pd.concat([pa, pb, pc]), pd.concat([la, lb, lc.head(20)]), as_of=None)]
+    assert [r["window"] for r in rows] == ["batch_a", "batch_b", "batch_c"]
+    assert [r["drop"] for r in rows[:2]] == pytest.approx([0.9 - rows[0]["value"], 0.9 - rows[1]["value"]])
+    assert rows[1]["drop"] > rows[0]["drop"]  # the weaker week is further below the test figure
+    assert rows[2]["value"] is None and rows[2]["drop"] is None  # 20 labels: too few to measure
+    assert newest_measured(rows) == rows[1]
+    assert with_baseline(rows[0], None)["drop"] is None
+    assert newest_measured([rows[2]]) is None and newest_measured([]) is None

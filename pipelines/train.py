@@ -70,7 +70,7 @@ def run(params: Params) -> dict:
     target = trained.target
     summary = {"run_id": parent.info.run_id, "model_uri": info.model_uri, "chosen": chosen,
                "task": task, "threshold": threshold,
-               "classes": [str(c) for c in target.classes] if target.classes else None,
+               "classes": target.class_names,
                "device": {k: f.device for k, f in trained.fitted.items()}, "val": trained.scores,
                "trained_until": str(pd.to_datetime(train[d.time]).max())}
     write_json(params.report_dir("train") / "metrics.json", summary)

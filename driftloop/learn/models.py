@@ -34,6 +34,11 @@ class Target:
     mean: float = 0.0  # regression scaling for the MLP
     std: float = 1.0
 
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes as text, as reports store them and `encode_target` takes them."""
+        return [str(c) for c in self.classes] if self.classes else None
+
     @classmethod
     def fit(cls, task: str, y: pd.Series) -> Target:
         if task == "regression":
@@ -300,7 +305,7 @@ class DriftloopModel(mlflow.pyfunc.PythonModel):
         out = predict(self.kind, self.model, self.pre, self.target, pd.DataFrame(model_input),
                       self.best_iteration)
         if self.target.task == "multiclass":
-            return pd.DataFrame(out, columns=[str(c) for c in self.target.classes])
+            return pd.DataFrame(out, columns=self.target.class_names)
         return np.asarray(out, dtype="float64")
 
 

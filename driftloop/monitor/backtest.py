@@ -42,12 +42,16 @@ def infer_features(reference: pd.DataFrame, exclude: list[str]) -> tuple[list[st
 
 def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
            numerical: list[str], categorical: list[str], dp: DriftParams, policy: PolicyParams,
-           time_col: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
+           time_col: str | None = None, target: str | None = None,
+           progress: Callable[[int], None] | None = None) -> dict:
     """{"checks": [...], "retrains": [...]} for batches in the given order (no I/O);
-    `progress(1)` after each batch checked, for a caller's progress bar."""
+    `progress(1)` after each batch checked, for a caller's progress bar. History is labelled:
+    a batch's rows with a `target` value count as its labelled rows for the policy's
+    `min_drift_labels` (without `target`, none do)."""
     state, checks, retrains = pol.State(champion="backtest"), [], []
     clock = datetime(2000, 1, 1, tzinfo=UTC)
     streak: dict[str, pd.DataFrame] = {}  # the drifted batches of the current streak
+    labelled: dict[str, int] = {}
     for name, df in batches:
         if time_col and time_col in df and df[time_col].notna().any():
             clock = pd.Timestamp(pd.to_datetime(df[time_col]).max()).tz_localize(None) \
@@ -56,7 +60,9 @@ def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
             clock = clock + timedelta(weeks=1)
         _, result = check_frames(reference, df, numerical=numerical, categorical=categorical,
                                  dp=dp)
-        decision, state = pol.decide(state, pol.Check(name, result["status"], "backtest"),
+        labelled[name] = int(df[target].notna().sum()) if target and target in df else 0
+        decision, state = pol.decide(state, pol.Check(name, result["status"], "backtest",
+                                                      labelled=dict(labelled)),
                                      now=clock, policy=policy)
         if result["status"] == "drift":
             streak[name] = df
@@ -112,7 +118,7 @@ def run(params: Params, reference: Path, batches: Path, *, target: str | None = 
             raise ValueError(f"{batches / name}: lacks feature column(s) {lacking} that "
                              f"{reference.name} has; every batch needs the reference's columns")
     out = replay(ref, frames, numerical=num, categorical=cat, dp=params.drift,
-                 policy=params.policy, time_col=time_col, progress=progress)
+                 policy=params.policy, time_col=time_col, target=target, progress=progress)
     out["features"]["source"] = source
     out["reference"] = {"file": reference.name, "rows": len(ref)}
     return out

@@ -148,11 +148,6 @@ def replay_params(params: Params, df: pd.DataFrame, *, target: str, time_col: st
 
 
 # ----------------------------------------------------------------------------- the loop
-def _classes(target) -> list[str] | None:
-    """Class names as the stages store them (text), for `encode_target`."""
-    return [str(c) for c in target.classes] if target.classes else None
-
-
 def _scores(model: DriftloopModel, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return as_matrix(model.predict(None, frame[features]))
 
@@ -170,7 +165,7 @@ def train_served(p: Params, window: pd.DataFrame, version: int) -> tuple[Served,
                         seed=s.seed, method="time", time=d.time, stratify=p.task != "regression")
     trained = fit_best(p, parts["train"], parts["val"])
     test = parts["test"]
-    y = encode_target(test[d.target], p.task, _classes(trained.target))
+    y = encode_target(test[d.target], p.task, trained.target.class_names)
     pred = _scores(trained.model, test, d.features)
     test_metric = metric_fn(p.task, p.register_.metric, trained.threshold)(y, pred)
     seen = pd.concat([parts["train"], parts["val"]])
@@ -181,7 +176,7 @@ def train_served(p: Params, window: pd.DataFrame, version: int) -> tuple[Served,
 
 def _realized(p: Params, served: Served, frame: pd.DataFrame, label: str) -> tuple[float, np.ndarray]:
     d = p.data
-    y = encode_target(frame[d.target], p.task, _classes(served.model.target))
+    y = encode_target(frame[d.target], p.task, served.model.target.class_names)
     if p.task == "binary" and len(np.unique(y)) < 2:
         raise ReplayError(f"period {label}: target {d.target!r} has a single class, so "
                           f"{p.register_.metric} is undefined; use longer periods (--every month)")
@@ -271,7 +266,7 @@ def _challenge(p: Params, serving: dict[str, Served], window: pd.DataFrame, cham
     if len(unseen) < p.drift.min_labels:
         return (f"kept champion: {len(unseen)} labelled rows newer than the champion's training "
                 f"(< drift.min_labels {p.drift.min_labels}) to judge on")
-    y = encode_target(unseen[d.target], p.task, _classes(challenger.model.target))
+    y = encode_target(unseen[d.target], p.task, challenger.model.target.class_names)
     new, old = (_scores(m.model, unseen, d.features) for m in (challenger, champ))
     ev = compare(p.task, p.register_, p.evaluate, unseen, y, new, old, challenger.threshold)
     mine = {k: v for k, v in task_metrics(p.task, y, new, challenger.threshold).items()
@@ -307,15 +302,11 @@ def write_outputs(result: dict, folder) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from driftloop.io import write_json
+    from driftloop.io import write_csv, write_json, write_png
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(result["periods"])
-    csv = folder / "replay.csv"
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(csv)
+    csv = write_csv(folder / "replay.csv", table)
     metric = result["summary"]["metric"]
     fig, ax = plt.subplots(figsize=(9, 4))
     for s in STRATEGIES:
@@ -329,10 +320,7 @@ def write_outputs(result: dict, folder) -> list:
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    png = folder / "replay.png"
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    png = write_png(folder / "replay.png", fig)
     plt.close(fig)
-    tmp.replace(png)
     return [csv, png, write_json(folder / "summary.json",
                                  {"summary": result["summary"], "setup": result["setup"]})]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Literal
 
@@ -202,7 +202,18 @@ def run_replay(params: Params, df: pd.DataFrame, *, target: str, time_col: str,
         first = max(0, last - initial_periods + 1)
         return pd.concat([q.frame for q in periods[first:last + 1]], ignore_index=True)
 
-    first, _ = train_served(p, window(initial_periods - 1), 1)
+    # A window is trained once: the policy's challenger and `always`'s model for the same
+    # newest labelled period see the same rows with the same code and seed, so they are the
+    # same model (only the version number each strategy gives it differs).
+    fitted: dict[int, tuple[Served, pd.DataFrame]] = {}
+
+    def trained(last: int, version: int) -> tuple[Served, pd.DataFrame]:
+        if last not in fitted:
+            fitted[last] = train_served(p, window(last), version)
+        served, test = fitted[last]
+        return replace(served, version=version), test
+
+    first, _ = trained(initial_periods - 1, 1)
     serving = {"policy": first, "never": first, "always": first}
     last_trained = {"policy": initial_periods - 1, "always": initial_periods - 1}
     retrains = {s: 0 for s in STRATEGIES}
@@ -237,31 +248,32 @@ def run_replay(params: Params, df: pd.DataFrame, *, target: str, time_col: str,
                    action=decision.action, reason=decision.reason, gate="")
         if decision.action == "retrain" and labelled > last_trained["policy"]:
             retrains["policy"] += 1
-            row["gate"] = _challenge(p, serving, window(labelled), champ, promotions)
+            row["gate"] = _challenge(p, serving, trained(labelled, champ.version + 1), champ,
+                                     promotions)
             last_trained["policy"] = labelled
         elif decision.action == "retrain":
             row["gate"] = "no labelled period since the champion's training: nothing new to learn"
         if labelled > last_trained["always"]:
             retrains["always"] += 1
             promotions["always"] += 1
-            serving["always"], _ = train_served(p, window(labelled), serving["always"].version + 1)
+            serving["always"], _ = trained(labelled, serving["always"].version + 1)
             last_trained["always"] = labelled
         rows.append(row)
         if progress is not None:
             progress(1)
     return {"periods": rows, "summary": _summary(rows, metric, retrains, promotions),
-            "setup": {"task": p.task, "metric": metric, "every": every,
+            "setup": {"trainings": len(fitted), "task": p.task, "metric": metric, "every": every,
                       "initial_periods": initial_periods, "label_delay_periods": label_delay,
                       "numerical": d.numerical, "categorical": d.categorical,
                       "first_test_metric": first.test_metric}}
 
 
-def _challenge(p: Params, serving: dict[str, Served], window: pd.DataFrame, champ: Served,
-               promotions: dict[str, int]) -> str:
-    """Train a challenger and let the real gate decide, on labelled rows newer than anything
-    the champion trained on (rows neither model has seen)."""
+def _challenge(p: Params, serving: dict[str, Served], candidate: tuple[Served, pd.DataFrame],
+               champ: Served, promotions: dict[str, int]) -> str:
+    """Let the real gate judge a challenger (and its held-out rows), on labelled rows newer
+    than anything the champion trained on (rows neither model has seen)."""
     d = p.data
-    challenger, test = train_served(p, window, champ.version + 1)
+    challenger, test = candidate
     unseen = test[pd.to_datetime(test[d.time], utc=True) > champ.trained_until]
     if len(unseen) < p.drift.min_labels:
         return (f"kept champion: {len(unseen)} labelled rows newer than the champion's training "

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from driftloop.monitor.replay import run_replay
+from driftloop.monitor.replay import replay_params, run_replay, train_served
 from driftloop.simulate import simulate_week
 from tests.helpers import ROOT, demo_params
 
@@ -50,6 +50,8 @@ def test_the_policy_retrains_only_after_the_onset_and_beats_never(weeks):
     assert s["policy"]["mean_metric"] > s["never"]["mean_metric"]
     assert s["always"]["retrains"] == len(rows) - 1  # the first period has no new labels yet
     assert s["policy"]["retrains"] < s["always"]["retrains"]
+    # each window is trained once: the policy's challengers are `always`'s models
+    assert out["setup"]["trainings"] == s["always"]["retrains"] + 1
     assert all(r["gate"].startswith(("promoted", "kept", "no labelled")) for r in rows
                if r["action"] == "retrain")
 
@@ -74,3 +76,24 @@ def test_cli_json_is_the_only_stdout_and_bad_input_names_the_column(tmp_path, we
     assert {f.name for f in (tmp_path / "out").iterdir()} == {"replay.csv", "replay.png", "summary.json"}
     bad = cli.invoke(app, [*base[:2], "--target", "nope", *base[4:]])
     assert bad.exit_code == 2 and "no column 'nope'" in bad.output
+
+
+def test_a_window_trained_twice_gives_the_same_model(weeks):
+    """What lets replay train a window once for both strategies: training is deterministic
+    for a seed on CPU, for every candidate learner."""
+    p = replay_params(demo_params(), weeks, target="default", time_col="event_time",
+                      id_col="application_id", drop=[])
+    body = p.model_dump(by_alias=True)
+    body["train"]["mlp"] = {**body["train"]["mlp"], "max_epochs": 3}
+    p = type(p).model_validate(body)
+    window = weeks[weeks["event_time"] < pd.Timestamp("2026-01-26")]  # 3 weeks
+    rows = weeks.tail(300)
+    for kind in ("xgboost", "mlp"):
+        pk = type(p).model_validate({**body, "train": {**body["train"], "candidates": [kind]}})
+        a, _ = train_served(pk, window, 1)
+        b, _ = train_served(pk, window, 2)
+        assert a.model.kind == kind
+        pa = a.model.predict(None, rows[pk.data.features])
+        pb = b.model.predict(None, rows[pk.data.features])
+        assert (pa == pb).all(), kind
+        assert a.threshold == b.threshold and a.test_metric == b.test_metric

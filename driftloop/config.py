@@ -35,8 +35,10 @@ class PathParams(_Frozen):
     labels: Path
     policy_state: Path
     decisions: Path
+    monitoring_page: Path
     trigger: Path
     mlflow_artifacts: Path
+    locks: Path                 # lock files: one training run at a time, moves of @champion
 
 
 class DataParams(_Frozen):
@@ -184,13 +186,25 @@ class DriftParams(_Frozen):
     min_labels: int = Field(gt=0)
 
 
+class EstimateParams(_Frozen):
+    """Performance estimated before labels arrive (binary tasks): driftloop.monitor.estimate."""
+    bins: int = Field(gt=1)
+    min_rows: int = Field(gt=0)
+    rounds: int = Field(gt=0)
+    confidence: float = Field(gt=0, lt=1)
+    seed: int
+
+
 class PolicyParams(_Frozen):
     consecutive_drift: int = Field(gt=0)
-    performance_metric: Literal["auc", "f1", "precision", "recall"]
+    performance_metric: Literal["auc", "f1", "precision", "recall", "macro_f1", "accuracy",
+                                "rmse", "mae", "mape", "r2"]
     performance_drop: float = Field(gt=0)
     cooldown_hours: float = Field(ge=0)
     max_per_week: int = Field(ge=0)
     min_drift_labels: int = Field(ge=0)     # labelled rows of the drifted batches a drift retrain waits for
+    triggers: list[Literal["drift", "performance", "estimated"]] = Field(min_length=1)  # rules that may ask
+    estimated_drop: float | None = Field(default=..., gt=0)  # estimated-metric drop that may ask (None: off)
 
 
 class AlertParams(_Frozen):
@@ -201,6 +215,24 @@ class AlertParams(_Frozen):
 
 class MlflowParams(_Frozen):
     tracking_uri: str
+    ui_url: str       # where people open the MLflow UI: links in Prefect artifacts point there
+
+
+class ConcurrencyParams(_Frozen):
+    train_wait_s: float = Field(ge=0)    # a training run waits this long for the one running
+    dvc_lock_retries: int = Field(ge=0)  # a stage retries this often while another dvc holds the repo
+
+
+class ServiceParams(_Frozen):
+    retries: int = Field(ge=0)           # extra attempts at Prefect / MLflow after a transient error
+    backoff_s: float = Field(ge=0)       # wait before the first retry; doubles for each next one
+    timeout_s: float = Field(gt=0)       # seconds per health probe
+
+
+class TimeoutParams(_Frozen):
+    stage_s: float = Field(gt=0)         # one `dvc repro` stage run by the train flow
+    dvc_s: float = Field(gt=0)           # one `dvc checkout` / `dvc push` of the train flow
+    flow_run_s: float = Field(gt=0)      # the demo's wait for one deployment run to finish
 
 
 class Params(_Frozen):
@@ -217,9 +249,13 @@ class Params(_Frozen):
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     drift: DriftParams
+    estimate: EstimateParams
     policy: PolicyParams
     alerts: AlertParams
     mlflow: MlflowParams
+    concurrency: ConcurrencyParams
+    services: ServiceParams
+    timeouts: TimeoutParams
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> Params:

@@ -28,6 +28,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from driftloop.runs import WaitFailed
 from driftloop.services import Stack
 
 DEMO_PROJECT = "driftloop-demo"
@@ -36,8 +37,6 @@ KEPT_PATHS = ("landing", "suite")
 # demo state outside params.yaml: what `dvc repro` records and the local DVC remote (.dvc/config)
 DVC_STATE = ("dvc.lock", "dvc-remote")
 MAX_LIVE_WEEKS = 10  # the story gives up when no retrain was asked for by then
-RETRAIN_TIMEOUT_S = 600
-WATCH = ("--watch", "--watch-interval", "1")  # `prefect deployment run` waits for the end
 DEMO_ENV = {
     # the weekly flows run in this process: their logs go to the Prefect UI, not the terminal
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
@@ -81,7 +80,7 @@ def play(params, stack: Stack, *, tell=say) -> dict:
     drift-check flows (the deployments' entrypoints) run in this process, as Prefect flow runs,
     to spare a worker start per check. Returns what happened, week by week."""
     from driftloop import simulate as sim
-    from driftloop.runs import wait_for_run
+    from driftloop.runs import mark_lost_runs, run_deployment, wait_for_run
 
     score, drift_check = (deployment_flow(params.root, d) for d in ("score/daily", "drift-check/daily"))
     s = params.simulate
@@ -90,7 +89,15 @@ def play(params, stack: Stack, *, tell=say) -> dict:
     tell(f"{history} weeks of labelled history land in {params.paths.landing}; "
          "prefect deployment run train/weekly")
     sim.run(params, list(range(history)), drift_from)
-    stack.prefect("deployment", "run", "train/weekly", "-p", "trigger=manual", *WATCH, quiet=True)
+    # every wait below stops with the reason when the worker this stack started dies, or a
+    # run's process does (then the run is marked Crashed), and after timeouts.flow_run_s
+    local = stack.record("worker") is not None
+    waits = {"timeout": params.timeouts.flow_run_s, "worker_gone": stack.worker_gone,
+             "local_worker": local}
+    if local:
+        for lost in mark_lost_runs("train/weekly"):  # e.g. a run of a killed earlier demo
+            tell(f"train/weekly run {lost.name} had lost its process: marked Crashed")
+    run_deployment("train/weekly", {"trigger": "manual"}, **waits)
     weeks: list[dict] = []
     retrained_at = None
     for week in range(history, history + MAX_LIVE_WEEKS):
@@ -104,7 +111,7 @@ def play(params, stack: Stack, *, tell=say) -> dict:
         if due and week == history + 1:
             tell("the weekly schedule's retrain (prefect deployment run train/weekly): one new "
                  "labelled week, still pre-drift")
-            stack.prefect("deployment", "run", "train/weekly", *WATCH, quiet=True)
+            run_deployment("train/weekly", **waits)
             tell(f"gate: {_decision(params)}")
         (batch,) = sim.run(params, [week], drift_from, incoming, labelled=False)
         score(str(batch))
@@ -120,8 +127,7 @@ def play(params, stack: Stack, *, tell=say) -> dict:
             break
         if policy["action"] == "retrain":
             tell("the drift event starts train/weekly (trigger=drift); waiting for it")
-            run = wait_for_run("train/weekly", since, trigger="drift", timeout=RETRAIN_TIMEOUT_S,
-                               poll=1)
+            run = wait_for_run("train/weekly", since, trigger="drift", poll=1, **waits)
             tell(f"train/weekly run {run.name} (trigger=drift): {run.state.name}; "
                  f"gate: {_decision(params)}")
             retrained_at = week
@@ -242,8 +248,11 @@ def up(root: Path) -> None:
 
 
 def down(root: Path) -> None:
-    stopped = Stack(root).stop()
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    """Stop only what `up` started: each recorded process, checked by pid and start time."""
+    report = Stack(root).stop()
+    print("stopped: " + (", ".join(report.stopped) if report.stopped else "nothing was running"))
+    for line in report.skipped:
+        print(f"not stopped: {line}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -255,7 +264,11 @@ def main(argv: list[str] | None = None) -> None:
     if cmd not in commands:
         print(f"unknown command {cmd!r}; use one of: {', '.join(commands)}", file=sys.stderr)
         sys.exit(2)
-    commands[cmd](root)
+    try:
+        commands[cmd](root)
+    except (WaitFailed, TimeoutError) as exc:  # a dead worker or a wait past its limit
+        print(f"\ndemo stopped: {exc}", file=sys.stderr)
+        sys.exit(1)
     if cmd == "up":
         print(f"(demo took {time.monotonic() - t0:.0f}s)")
 

@@ -82,6 +82,22 @@ def decide_promotion(*, metric: str, challenger: dict[str, float], thresholds: d
     return Decision(True, f"{ci} lies above the margin {margin}; no slice regresses")
 
 
+def confirm_promotion(decision: Decision, compared: str | None, current: str | None) -> Decision:
+    """The gate's decision at the moment of the alias move: a promotion stands only while
+    @champion is still the version it was judged against (`compared`; None: no champion).
+    Anything else (a rollback, another promotion) moved it in between: refuse, say so."""
+    if not decision.promote or str(compared) == str(current):
+        return decision
+    return Decision(False, f"the gate promoted ({decision.reason}), but @champion moved from "
+                           f"{_version(compared)} to {_version(current)} before the alias move, "
+                           "so the comparison no longer holds: not promoted; run register "
+                           "again to judge against the current champion")
+
+
+def _version(v: str | None) -> str:
+    return "none" if v is None else f"v{v}"
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Champion and challenger on the same rows, which neither trained on."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,13 +25,31 @@ class DataFileError(ValueError):
     """A data file that cannot be read; the message says which file and what to do."""
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (setting it to read
+    it back would race with threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write through a uniquely named temp file in the target folder, then rename it over
+    `path`: readers see the old file or the new one, never half of one. The file gets the
+    mode a plain open() would give it (mkstemp's 0600 would hide reports from other users)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -63,6 +83,11 @@ def write_arrow(path: Path, table: pa.Table) -> Path:
     return _atomic(path, lambda p: pq.write_table(table, p))
 
 
+def write_file(path: Path, write: Callable[[Path], None]) -> Path:
+    """Atomically, with any writer that takes a path (e.g. a report's `save_html`)."""
+    return _atomic(path, write)
+
+
 def replace_dir(path: Path, fill: Callable[[Path], None]) -> Path:
     """Build a folder under a temp name, then swap it in, so readers never see half of it."""
     path = Path(path)
@@ -70,9 +95,9 @@ def replace_dir(path: Path, fill: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         fill(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700, as mkdir would have made it
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -89,6 +114,8 @@ def _reading(path: Path):
     """Turn any read failure into a DataFileError that names the file and the fix."""
     try:
         yield
+    except DataFileError:
+        raise
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
@@ -110,11 +137,28 @@ def _check_suffix(path: Path) -> None:
         raise DataFileError(f"{path}: unsupported file type {path.suffix!r}; use .parquet or .csv")
 
 
+def _check_header(path: Path, names: list[str]) -> None:
+    """Column names must be unique: pandas would rename CSV duplicates (`x.1`) and Arrow
+    refuses them with a message about field references."""
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise DataFileError(f"{path}: duplicate column name(s) {dups}; give each column one "
+                            "name and re-export the file")
+
+
+def _header(path: Path) -> list[str]:
+    if path.suffix == ".parquet":
+        return pq.read_schema(path).names
+    with open(path, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), [])
+
+
 def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a parquet or CSV batch file; any failure names the file and the fix."""
     path = Path(path)
     _check_suffix(path)
     with _reading(path):
+        _check_header(path, _header(path))
         if path.suffix == ".parquet":
             return pd.read_parquet(path, columns=columns)
         return pd.read_csv(path, usecols=columns, encoding="utf-8")
@@ -128,6 +172,7 @@ def read_arrow(path: Path, dictionary: Iterable[str] = ()) -> pa.Table:
     _check_suffix(path)
     with _reading(path):
         schema = pq.read_schema(path)
+        _check_header(path, schema.names)
         text = [c for c in dictionary if c in schema.names
                 and (pa.types.is_string(t := schema.field(c).type) or pa.types.is_large_string(t))]
         return pq.read_table(path, read_dictionary=text)

@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping, Sequence
 
 from driftloop.config import Params
+from driftloop.lock import champion_lock
+from driftloop.retry import require
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"  # the registry alias of the serving model
@@ -18,8 +20,11 @@ def setup(params: Params) -> str:
     """Point MLflow at the project's store; create the experiment with an absolute artifact root."""
     import mlflow
 
+    uri = params.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        require_server(params, uri)
     before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(params.tracking_uri)
+    mlflow.set_tracking_uri(uri)
     # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, or the next project loaded
     # in this process would take this one's store for a user override.
     if before is None:
@@ -28,13 +33,26 @@ def setup(params: Params) -> str:
         os.environ["MLFLOW_TRACKING_URI"] = before
     exp = mlflow.get_experiment_by_name(params.project.name)
     if exp is None:  # a tracking server picks its own artifact store; a local store uses ours
-        remote = params.tracking_uri.startswith(("http://", "https://"))
+        remote = uri.startswith(("http://", "https://"))
         exp_id = mlflow.create_experiment(
             params.project.name, artifact_location=None if remote else params.artifact_uri)
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def require_server(params: Params, uri: str) -> None:
+    """A tracking server that does not answer fails here, before anything is written to it,
+    with its URL and what to do; MLflow's own retries of later calls are kept as short as ours
+    (`services:` in params.yaml) unless MLFLOW_HTTP_REQUEST_* say otherwise."""
+    sp = params.services
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(sp.retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", str(max(1, round(sp.backoff_s))))
+    require(f"{uri.rstrip('/')}/health", sp, service="the MLflow tracking server",
+            todo="start it (`make demo` starts one) or point mlflow.tracking_uri in params.yaml "
+                 "(or MLFLOW_TRACKING_URI) at a running server, then run again; nothing was "
+                 "written to the registry")
 
 
 def champion(params: Params):
@@ -89,6 +107,27 @@ def current_champion(client, name: str):
         return None
 
 
+def register_version(client, name: str, model_uri: str, run_id: str, tags: dict[str, str]):
+    """The model version of training run `run_id`, registered with all its evidence tags in
+    one request (a version never exists without them). A version of that run left
+    "promoting" by a run cut off before the alias move (and not @champion) is taken up
+    again instead of adding another."""
+    import mlflow
+
+    champ = current_champion(client, name)
+    left = [v for v in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            if v.tags.get("decision") == "promoting"
+            and (champ is None or str(v.version) != str(champ.version))]
+    if left:
+        mv = max(left, key=lambda v: int(v.version))
+        log.info("%s v%s holds run %s from a cut-off register: taking it up", name, mv.version,
+                 run_id)
+        for k, v in tags.items():
+            client.set_model_version_tag(name, mv.version, k, v)
+        return mv
+    return mlflow.register_model(model_uri, name, tags=tags)
+
+
 def rollback(params: Params, reason: str) -> dict:
     """Move @champion back to the version it replaced, and record why on both versions."""
     from mlflow import MlflowClient
@@ -97,6 +136,11 @@ def rollback(params: Params, reason: str) -> dict:
         raise ValueError("a rollback needs a reason (--reason \"...\"): it is recorded on the model")
     setup(params)
     client, name = MlflowClient(), params.project.name
+    with champion_lock(params, f"rollback of {name}"):
+        return _rollback(client, name, reason)
+
+
+def _rollback(client, name: str, reason: str) -> dict:
     champ = current_champion(client, name)
     if champ is None:
         raise RuntimeError(f"{name!r} has no @{CHAMPION}: nothing to roll back")
@@ -110,3 +154,13 @@ def rollback(params: Params, reason: str) -> dict:
                                  f"from v{champ.version}: {reason}")
     log.info("rolled back %s: @%s v%s -> v%s (%s)", name, CHAMPION, champ.version, previous, reason)
     return {"model": name, "from": int(champ.version), "to": int(previous), "reason": reason}
+
+
+def ui_link(params: Params, run_id: str, artifact: str = "") -> str:
+    """The MLflow UI's page of a run (or of one of its artifacts): an http link a browser
+    opens from the Prefect UI, unlike a file:// path."""
+    from mlflow import MlflowClient
+
+    experiment = MlflowClient().get_run(run_id).info.experiment_id
+    tail = f"/artifacts/{artifact}" if artifact else ""
+    return f"{params.mlflow.ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}{tail}"

@@ -1,8 +1,10 @@
-"""What the flows share: the project's params, a DVC stage as a task, batch lookup."""
+"""What the flows share: the project's params, dvc commands run with a timeout, batch lookup."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+import threading
 from collections import deque
 from pathlib import Path
 
@@ -10,34 +12,58 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from driftloop.config import Params, find_params, load_params
-from driftloop.dag import Stage
 from driftloop.io import find_batch
-from driftloop.services import BIN, offline_env
+from driftloop.services import BIN, kill_tree, offline_env
 
 ERROR_PREFIXES = ("validate:", "ingest:", "  - ")  # lines of a stage's own error report
+OUTPUT_DRAIN_S = 5  # after the command ends, the wait for the rest of its output
 
 
 class StageFailed(RuntimeError):
     pass
 
 
+class StageTimeout(StageFailed):
+    """A stage or dvc command that ran past its params.yaml timeout (and was killed)."""
+
+
 def project_params() -> Params:
     return load_params(find_params())
 
 
-def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
-    """Run `cmd`, streaming its output to the Prefect log; on failure raise with its tail."""
-    logger = get_run_logger()
+def run_logged(cmd: list[str], cwd: Path, env: dict[str, str], what: str, *,
+               timeout: float | None = None, knob: str = "", logger=None) -> None:
+    """Run `cmd`, streaming its output to `logger` (default: the Prefect run's); on failure
+    raise with its tail. After `timeout` seconds it and every process it started are killed
+    and StageTimeout names it and the params.yaml `knob` that sets the limit."""
+    logger = logger or get_run_logger()
     tail: deque[str] = deque(maxlen=40)
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line:
-            logger.info(line)
-            tail.append(line)
-    if proc.wait() != 0:
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                logger.info(line)
+                tail.append(line)
+
+    reader = threading.Thread(target=pump, name=f"output of {what}", daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        n = kill_tree(proc.pid)
+        proc.wait()
+        reader.join(OUTPUT_DRAIN_S)
+        command = shlex.join([Path(cmd[0]).name, *cmd[1:]])
+        raise StageTimeout(
+            f"{what} did not finish within {timeout:g}s: killed `{command}` and the {n - 1} "
+            f"process(es) it started; if it needs longer, raise {knob or 'its timeout'} in "
+            "params.yaml. Last output:\n" + "\n".join(list(tail)[-12:])) from None
+    reader.join(OUTPUT_DRAIN_S)  # a process that escaped the tree may hold the pipe: don't wait
+    if proc.returncode != 0:
         errors = [t for t in tail if t.startswith(ERROR_PREFIXES) or "rror" in t]
         raise StageFailed(f"{what} failed (exit {proc.returncode}): "
                           + ("\n".join(errors[-12:]) or "\n".join(tail)))
@@ -49,27 +75,17 @@ def _dvc(*args: str) -> list[str]:
 
 
 @task(tags=["dvc"], cache_policy=NO_CACHE)
-def dvc_stage(stage: Stage, root: Path) -> None:
-    """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed.
-
-    The stages that write to MLflow never take their outputs from DVC's run cache: a cached
-    copy names an MLflow run that may be gone (a reset store) and would log into an old run."""
-    no_cache = ["--no-run-cache"] if stage.writes_mlflow else []
-    run_logged(_dvc("repro", "--single-item", *no_cache, stage.name), root, offline_env(),
-               f"stage {stage.name!r}")
-
-
-@task(tags=["dvc"], cache_policy=NO_CACHE)
 def dvc_restore(root: Path, stages: list[str]) -> None:
     """After a failed stage, put back the outputs DVC deleted before running it (the last good
     ones recorded in dvc.lock), so the validated window, splits and model stay as they were."""
     run_logged(_dvc("checkout", "--force", "--allow-missing", *stages), root, offline_env(),
-               "dvc checkout")
+               "dvc checkout", timeout=project_params().timeouts.dvc_s, knob="timeouts.dvc_s")
 
 
 @task(tags=["dvc"], cache_policy=NO_CACHE)
 def dvc_push(root: Path) -> None:
-    run_logged(_dvc("push", "-q"), root, offline_env(), "dvc push")
+    run_logged(_dvc("push", "-q"), root, offline_env(), "dvc push",
+               timeout=project_params().timeouts.dvc_s, knob="timeouts.dvc_s")
 
 
 def resolve_batch(params: Params, batch: str | None) -> Path | None:

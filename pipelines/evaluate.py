@@ -1,7 +1,8 @@
 """evaluate: the chosen model on the held-out test split, once.
 
-Metrics for the task, calibration (binary), per-slice metrics, plot data for DVC and MLflow,
-and a markdown summary that the train flow publishes as a Prefect artifact.
+Metrics for the task, calibration (binary: the reliability curve, and the calibrator the drift
+check's performance estimate uses), per-slice metrics, plot data for DVC and MLflow, and a
+markdown summary that the train flow publishes as a Prefect artifact.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from driftloop import tracking
 from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json, write_text
 from driftloop.learn.models import as_matrix
+from driftloop.lock import stage_run
 from driftloop.metrics import TASK_METRICS, encode_target, reliability_curve, slice_metrics, task_metrics
+from driftloop.monitor.estimate import fit_calibrator
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,11 @@ def run(params: Params) -> dict:
             df.to_csv(tmp / f"{name}.csv", index=False)
         figures(plots, tmp)
 
+    # held-out rows teach the calibration that the drift check's performance estimate uses
+    e = params.estimate
+    write_json(out / "calibration.json",
+               fit_calibrator(pred, y, min_rows=e.min_rows, bins=e.bins).to_dict()
+               if task == "binary" else {"method": "none", "reason": f"no estimate for {task} tasks"})
     replace_dir(out / "plots", fill)
     write_json(out / "slices.json", slices)
     write_text(out / "summary.md", summary_markdown(task, result, slices, train_report["chosen"]))
@@ -125,7 +133,9 @@ def run(params: Params) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(load_params())
+    params = load_params()
+    with stage_run(params, "evaluate"):
+        run(params)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pandas as pd
 
 from driftloop.config import Params, load_params
 from driftloop.io import list_batches, read_table, replace_dir, write_json
+from driftloop.lock import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,10 @@ def run(params: Params) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params()
     try:
-        run(load_params())
+        with stage_run(params, "ingest"):
+            run(params)
     except IngestError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         sys.exit(1)

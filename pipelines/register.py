@@ -18,9 +18,10 @@ import yaml
 
 from driftloop import tracking
 from driftloop.config import Params, load_params, params_hash
-from driftloop.gate import compare, decide_promotion
+from driftloop.gate import Decision, compare, confirm_promotion, decide_promotion
 from driftloop.io import read_table, write_json
 from driftloop.learn.models import as_matrix
+from driftloop.lock import champion_lock, stage_run
 from driftloop.metrics import encode_target
 from driftloop.tracking import CHAMPION, current_champion
 from driftloop.trigger import Trigger, read_trigger
@@ -44,9 +45,14 @@ def data_hashes(root: Path) -> dict[str, str]:
     lock = root / "dvc.lock"
     if not lock.exists():
         return {}
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    return {o["path"]: o.get("md5", "") for s in stages.values() for o in s.get("outs", [])
-            if o["path"].startswith("data/")}
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+        return {o["path"]: o.get("md5", "") for s in stages.values() for o in s.get("outs", [])
+                if o["path"].startswith("data/")}
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as exc:
+        log.warning("%s is damaged (%s): the version records no data hashes; restore it with "
+                    "`git checkout dvc.lock`", lock, exc)
+        return {}
 
 
 def contract_result(params: Params) -> str:
@@ -61,6 +67,21 @@ def _scalar_metrics(m: dict) -> dict:
     return {k: v for k, v in m.items() if isinstance(v, (int, float))}
 
 
+def move_champion(params: Params, client, name: str, version: str, decision: Decision,
+                  compared: str | None) -> Decision:
+    """Move @champion to `version` if the gate says so and @champion is still `compared`, the
+    version the gate judged against: a compare-and-set under the champion lock, which
+    `driftloop rollback` takes too. Returns the decision as carried out."""
+    if not decision.promote:
+        return decision
+    with champion_lock(params, f"promotion of {name} v{version}"):
+        now = current_champion(client, name)
+        carried = confirm_promotion(decision, compared, now.version if now else None)
+        if carried.promote:
+            client.set_registered_model_alias(name, CHAMPION, version)
+    return carried
+
+
 def run(params: Params, trigger: Trigger) -> dict:
     import mlflow
     from mlflow import MlflowClient
@@ -73,6 +94,9 @@ def run(params: Params, trigger: Trigger) -> dict:
     tracking.require_run(train_report["run_id"], f"{params.paths.reports}/train/metrics.json")
     client = MlflowClient()
     champ = current_champion(client, name)
+    if champ is not None and champ.tags.get("decision") == "promoting":
+        # an earlier run moved the alias and stopped before its last tag: finish its record
+        client.set_model_version_tag(name, champ.version, "decision", "promoted")
     champ_metrics, boot, regressed, identical = None, None, [], False
     if champ is not None:  # both models on the very same frozen test rows
         test = read_table(params.path("splits") / "test.parquet")
@@ -80,7 +104,8 @@ def run(params: Params, trigger: Trigger) -> dict:
         threshold = train_report.get("threshold")
         x = test[params.data.features]
         p_new = as_matrix(mlflow.pyfunc.load_model(str(params.path("model"))).predict(x))
-        p_old = as_matrix(mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").predict(x))
+        # by version, not by alias: the alias may move while this runs (see tracking.promote)
+        p_old = as_matrix(mlflow.pyfunc.load_model(f"models:/{name}/{champ.version}").predict(x))
         ev = compare(task, rp, params.evaluate, test, y, p_new, p_old, threshold)
         champ_metrics, boot, regressed, identical = (ev.champion, ev.bootstrap, ev.slices_regressed,
                                                      ev.identical)
@@ -88,11 +113,11 @@ def run(params: Params, trigger: Trigger) -> dict:
                                 thresholds=rp.thresholds, margin=rp.margin, champion=champ_metrics,
                                 bootstrap=boot, slices_regressed=regressed, identical=identical)
 
-    mv = mlflow.register_model(train_report["model_uri"], name)
     evidence = {
         "trigger": trigger.kind,
         "trigger_reason": trigger.reason,
-        "decision": "promoted" if decision.promote else "kept_champion",
+        # "promoting" until the alias has moved: a version never claims more than happened
+        "decision": "promoting" if decision.promote else "kept_champion",
         "reason": decision.reason,
         "git_commit": git_commit(params.root),
         "params_hash": params_hash(params),
@@ -105,13 +130,23 @@ def run(params: Params, trigger: Trigger) -> dict:
         "chosen_model": train_report["chosen"],
         "task": task,
     }
-    for k, v in evidence.items():
-        client.set_model_version_tag(name, mv.version, k, str(v))
-    if decision.promote:
-        client.set_registered_model_alias(name, CHAMPION, mv.version)
+    evidence = {k: str(v) for k, v in evidence.items()}
+    mv = tracking.register_version(client, name, train_report["model_uri"],
+                                   train_report["run_id"], evidence)
+    # compare-and-set: the alias moves only if @champion is still the version judged above
+    carried = move_champion(params, client, name, mv.version, decision,
+                            champ.version if champ else None)
+    moved = carried != decision
+    if moved:
+        log.warning("version %s: %s", mv.version, carried.reason)
+        for k, v in {"decision": "refused_champion_moved", "reason": carried.reason}.items():
+            client.set_model_version_tag(name, mv.version, k, v)
+        decision, champ = carried, current_champion(client, name)
+    elif decision.promote:
+        client.set_model_version_tag(name, mv.version, "decision", "promoted")
     result = {"model": name, "version": int(mv.version), **asdict(decision),
               "champion_version": int(mv.version) if decision.promote else
-              (int(champ.version) if champ else None),
+              (int(champ.version) if champ else None), "champion_moved": moved,
               "metric": metric, "challenger": _scalar_metrics(challenger), "champion": champ_metrics,
               "bootstrap": asdict(boot) if boot else None, "slices_regressed": regressed,
               "trigger": evidence["trigger"], "run_id": train_report["run_id"]}
@@ -126,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON {kind, reason} written by the train flow; absent: a manual run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(load_params(), read_trigger(args.trigger_file))
+    params = load_params()
+    with stage_run(params, "register"):
+        run(params, read_trigger(args.trigger_file))
 
 
 if __name__ == "__main__":

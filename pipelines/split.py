@@ -6,6 +6,7 @@ import logging
 
 from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json
+from driftloop.lock import stage_run
 from driftloop.splitting import split_frame
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ def run(params: Params) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(load_params())
+    params = load_params()
+    with stage_run(params, "split"):
+        run(params)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json, write_parquet
 from driftloop.learn.fit import fit_best
 from driftloop.learn.models import Fitted, pip_requirements
+from driftloop.lock import stage_run
 
 log = logging.getLogger(__name__)
 SIGNATURE_ROWS = 5  # rows of example input for the MLflow model signature
@@ -80,7 +81,9 @@ def run(params: Params) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(load_params())
+    params = load_params()
+    with stage_run(params, "train"):
+        run(params)
 
 
 if __name__ == "__main__":

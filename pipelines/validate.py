@@ -40,6 +40,7 @@ from driftloop.io import (
     write_json,
     write_text,
 )
+from driftloop.lock import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def ge_frame(data: BatchData) -> pd.DataFrame:
 
 def output_table(data: BatchData, suite: dict) -> pa.Table:
     """A batch as it goes into the validated window: text columns plain again, a CSV time
-    column parsed, no pandas index metadata (the batches are concatenated)."""
+    column parsed, zone-aware times as UTC-naive (as the contract checked them, so aware and
+    naive batches join), no pandas index metadata (the batches are concatenated)."""
     if isinstance(data, pd.DataFrame):
         table = pa.Table.from_pandas(prepare_frame(data, suite, categories=False),
                                      preserve_index=False)
@@ -105,6 +107,9 @@ def output_table(data: BatchData, suite: dict) -> pa.Table:
         for i, f in enumerate(table.schema):
             if pa.types.is_dictionary(f.type):
                 table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+            elif pa.types.is_timestamp(f.type) and f.type.tz is not None:
+                # Arrow keeps aware times as UTC instants: dropping the zone leaves UTC wall time
+                table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
     return table.replace_schema_metadata(None)
 
 
@@ -230,8 +235,10 @@ def run(params: Params, now: pd.Timestamp | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params()
     try:
-        run(load_params())
+        with stage_run(params, "validate"):
+            run(params)
     except ContractError as exc:
         print(f"validate: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -24,9 +24,12 @@ def simulate(
     first_week: Annotated[int, typer.Option(help="index of the first week")] = 0,
     drift_from: Annotated[int | None, typer.Option(help="first drifted week")] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: paths.landing)")] = None,
+    labels: Annotated[bool, typer.Option(
+        help="also write the label files due by the newest week (paths.labels)")] = False,
     params: ParamsOpt = None,
 ) -> None:
-    """Write synthetic weekly batches (deterministic per seed and week) into landing."""
+    """Write synthetic weekly batches (deterministic per seed and week) into landing; with
+    --labels, also the delayed label files that have arrived by then."""
     from driftloop import simulate as sim
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -35,6 +38,9 @@ def simulate(
     drift = drift_from if drift_from is not None else p.simulate.drift_from_week
     with progress_bar("simulate", n) as advance:
         written = sim.run(p, list(range(first_week, first_week + n)), drift, out, progress=advance)
+    if labels:
+        due = sim.labels_due(list(range(first_week, first_week + n)), p.simulate.label_delay_days)
+        written += sim.write_labels(p, due, drift)
     for path in written:
         typer.echo(str(path))
 
@@ -53,7 +59,15 @@ def status_report(p) -> dict:
     champ = current_champion(client, p.project.name)
     champion = next((v for v in versions if champ and v.version == champ.version), None)
     verdicts = sorted(p.report_dir("drift").glob("*/verdict.json"), key=lambda f: f.stat().st_mtime)
-    last = json.loads(verdicts[-1].read_text()) if verdicts else None
+    last = None
+    if verdicts:
+        try:
+            last = json.loads(verdicts[-1].read_text())
+            last = {k: last[k] for k in ("batch", "status", "reason", "share")}
+        except (ValueError, KeyError, TypeError) as exc:
+            last = {"batch": verdicts[-1].parent.name, "status": "unreadable", "share": None,
+                    "reason": f"{verdicts[-1]} is damaged ({type(exc).__name__}); run the drift "
+                              "check on that batch again to rewrite it"}
 
     def row(v):
         metrics = json.loads(v.tags.get("challenger_metrics") or "{}")
@@ -66,8 +80,7 @@ def status_report(p) -> dict:
     return {"model": p.project.name,
             "champion": row(champion) if champion else None,
             "versions": [row(v) for v in versions[:10]],
-            "last_drift": ({k: last[k] for k in ("batch", "status", "reason", "share")}
-                           if last else None)}
+            "last_drift": last}
 
 
 def status_table(report: dict) -> Table:

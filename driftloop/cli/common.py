@@ -33,6 +33,27 @@ def params_or_exit(path: Path | None, required: bool = True) -> Params | None:
         raise typer.Exit(2) from None
 
 
+@contextmanager
+def batch_errors(batch: Path) -> Iterator[None]:
+    """What `score` and `drift` say when `batch` cannot be used, on stderr, without a
+    traceback: exit 2 for a file that cannot be read (or no batch at all), 1 for a readable
+    batch that does not fit (missing columns, values of the wrong type) or no champion yet.
+    The message names the file; of a library's message only the first line is kept."""
+    from driftloop.io import DataFileError
+    from driftloop.monitor.drift import BatchError
+
+    try:
+        yield
+    except (DataFileError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (ValueError, RuntimeError) as exc:
+        msg = str(exc) if isinstance(exc, BatchError) else \
+            f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        typer.echo(f"error: {msg if str(batch) in msg else f'{batch}: {msg}'}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _ignore(n: int = 1) -> None:
     """The `advance` of a progress bar that is not shown."""
 

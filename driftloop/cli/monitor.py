@@ -1,5 +1,10 @@
-"""`driftloop backtest` and `driftloop replay`: the drift check and the retrain policy over
-history, without touching the project's state."""
+"""`driftloop score` and `driftloop drift` (one batch against the champion, as the flows run
+them), `driftloop backtest` and `driftloop replay` (the drift check and the retrain policy over
+history, without touching the project's state).
+
+Exit codes: 0 done, 1 the batch does not fit (missing columns, values of the wrong type) or
+there is no champion yet, 2 a file that cannot be read or bad params; the message names the
+file and the column, never a traceback."""
 
 from __future__ import annotations
 
@@ -10,8 +15,53 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.common import ParamsOpt, progress_bar
+from driftloop.cli.common import ParamsOpt, batch_errors, params_or_exit, progress_bar
 from driftloop.config import ParamsError, load_params
+
+BatchArg = Annotated[str | None, typer.Argument(
+    help="batch file, or the name of a landed batch (default: the newest)")]
+
+
+def _batch_or_exit(p, batch: str | None) -> Path:
+    """The batch file named (a path, or a name in landing or raw) or the newest one; exit 2
+    when there is none."""
+    from driftloop.io import find_batch, newest_batch
+
+    folders = [p.path("landing"), p.path("raw")]
+    try:
+        return find_batch(batch, folders) or newest_batch(*folders)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def score(batch: BatchArg = None, params: ParamsOpt = None) -> None:
+    """Score a batch with the @champion model, as the score flow does: writes
+    paths.predictions/<batch>.parquet and prints a summary (JSON)."""
+    from driftloop.monitor import score as sc
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    p = params_or_exit(params)
+    path = _batch_or_exit(p, batch)
+    with batch_errors(path):
+        out = sc.run(p, path)
+    typer.echo(json.dumps(out, indent=2, default=str))
+
+
+def drift(batch: BatchArg = None, params: ParamsOpt = None) -> None:
+    """Check a batch for drift against the @champion's training rows, as the drift-check flow
+    does (verdict and report under reports/drift/<batch>/, an MLflow run); the retrain policy
+    is not applied. Prints the verdict (JSON)."""
+    from driftloop.monitor import drift as dr
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    p = params_or_exit(params)
+    path = _batch_or_exit(p, batch)
+    with batch_errors(path):
+        out = dr.run(p, path)
+    typer.echo(json.dumps({k: out[k] for k in ("batch", "rows", "status", "reason", "share",
+                                               "drifted_columns", "report_html")},
+                          indent=2, default=str))
 
 
 def backtest(
@@ -28,7 +78,7 @@ def backtest(
                                                          '"retrains": [...]}')] = False,
 ) -> None:
     """When would the policy have retrained on these batches, and why? Changes no state."""
-    from driftloop.io import list_batches
+    from driftloop.io import DataFileError, list_batches
     from driftloop.monitor import backtest as bt
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -37,9 +87,12 @@ def backtest(
         with progress_bar("backtest", len(list_batches(batches)), enabled=not as_json) as advance:
             out = bt.run(p, reference, batches, target=target, id_col=id_col, time_col=time_col,
                          progress=advance)
-    except (ParamsError, ValueError, FileNotFoundError) as exc:
+    except (ParamsError, DataFileError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except ValueError as exc:  # readable files that do not fit: columns, types
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(out, indent=2, default=str))
         return
@@ -127,5 +180,7 @@ def replay_text(result: dict) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    app.command()(score)
+    app.command()(drift)
     app.command()(backtest)
     app.command()(replay)

@@ -29,9 +29,45 @@ LATEST, EARLIEST = "latest_event_time", "earliest_event_time"
 def time_parameters(now: pd.Timestamp, *, max_age_days: int, clock_skew_minutes: int) -> dict:
     """Values for `{"$PARAMETER": ...}` in a suite: events may not be later than now (plus
     clock skew) nor older than `max_age_days`."""
-    now = pd.Timestamp(now).tz_localize(None) if pd.Timestamp(now).tz else pd.Timestamp(now)
+    now = _utc_bound(now)
     return {LATEST: now + pd.Timedelta(minutes=clock_skew_minutes),
             EARLIEST: now - pd.Timedelta(days=max_age_days)}
+
+
+def utc_naive(s: pd.Series) -> pd.Series:
+    """Times as UTC wall time without a zone. The suite's time bounds are UTC-naive, so an
+    aware column (`timestamp[us, UTC]`, or any other zone) is converted, and a naive one is
+    taken as UTC already: both compare the same way."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s
+
+
+def parse_times(s: pd.Series) -> pd.Series:
+    """Text times as UTC-naive datetimes (offsets converted, naive text taken as UTC, mixed
+    offsets allowed); what does not parse becomes NaT."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return utc_naive(s)
+    try:
+        parsed = pd.to_datetime(s, errors="coerce", format="mixed", utc=True)
+    except (TypeError, ValueError, OverflowError):  # e.g. a flag or a huge text among times
+        parsed = pd.to_datetime(s.map(_one_time), utc=True)
+    return parsed.dt.tz_localize(None)
+
+
+def _one_time(v: Any) -> pd.Timestamp:
+    try:
+        t = pd.Timestamp(v) if not isinstance(v, bool) else pd.NaT
+    except (TypeError, ValueError, OverflowError):
+        return pd.NaT
+    return t if t is pd.NaT or t.tz is not None else t.tz_localize("UTC")
+
+
+def _utc_bound(v: Any) -> pd.Timestamp | None:
+    if v is None:
+        return None
+    t = pd.Timestamp(v)
+    return t.tz_convert("UTC").tz_localize(None) if t.tz is not None else t
 
 
 def resolve(kwargs: dict, parameters: dict) -> dict:
@@ -93,15 +129,18 @@ def text_type_errors(df: pd.DataFrame, suite: dict) -> list[tuple[dict, int, str
 
 def prepare_frame(df: pd.DataFrame, suite: dict, categories: bool = True) -> pd.DataFrame:
     """A shallow copy with text columns of categorical sets as `category` (GE checks them
-    several times faster) and text columns the suite types as datetimes parsed, when every
-    value parses (otherwise the type check fails and `explain` names the bad values)."""
+    several times faster), every zone-aware time column as UTC-naive (`utc_naive`) and text
+    columns the suite types as datetimes parsed the same way, when every value parses
+    (otherwise the type check fails and `explain` names the bad values)."""
     out = df.copy(deep=False)
     for col in categorical_text_columns(suite) if categories else ():
         if col in out and out[col].dtype == object:
             out[col] = out[col].astype("category")
+    for col in out.columns[[isinstance(t, pd.DatetimeTZDtype) for t in out.dtypes]]:
+        out[col] = utc_naive(out[col])
     for col in _typed_columns(suite, DATETIME_TYPES):
         if col in out and out[col].dtype == object:
-            parsed = pd.to_datetime(out[col], errors="coerce", format="mixed")
+            parsed = parse_times(out[col])
             if parsed.notna().sum() == out[col].notna().sum():
                 out[col] = parsed
     return out
@@ -111,7 +150,7 @@ def _unparseable(s: pd.Series, types: list[str]) -> pd.Series:
     if set(types) & set(NUMERIC_TYPES):
         parsed = pd.to_numeric(s, errors="coerce")
     elif set(types) & set(DATETIME_TYPES):
-        parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+        parsed = parse_times(s)
     else:  # a text column holding numbers: every value is off-type
         return s.notna() & s.map(lambda v: not isinstance(v, str))
     return s.notna() & parsed.isna()
@@ -133,8 +172,8 @@ def unexpected_mask(df: pd.DataFrame, kind: str, kwargs: dict) -> pd.Series | No
         return _unparseable(s, kwargs["type_list"])
     if kind == "expect_column_values_to_be_between":
         lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
-        if pd.api.types.is_datetime64_any_dtype(s):
-            lo, hi = (None if v is None else pd.Timestamp(v) for v in (lo, hi))
+        if pd.api.types.is_datetime64_any_dtype(s):  # compared in UTC, whatever the zones
+            s, lo, hi = utc_naive(s), _utc_bound(lo), _utc_bound(hi)
         elif not pd.api.types.is_numeric_dtype(s):  # text in a numeric column
             return _unparseable(s, NUMERIC_TYPES)
         bad = pd.Series(False, index=s.index)
@@ -274,7 +313,7 @@ def draft_suite(df: pd.DataFrame, *, name: str, target: str, id_col: str | None 
     for col in _advancing(df.columns, progress):
         s = df[col]
         if col == time_col and s.dtype == object:
-            s = pd.to_datetime(s, errors="coerce", format="mixed")
+            s = parse_times(s)
         kind = _column_kind(s)
         ex.append(_expect("expect_column_values_to_be_in_type_list", "error", type_list=types[kind],
                           column=col))

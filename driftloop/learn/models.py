@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,20 +217,27 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
                                                        patience=p.lr_patience)
     use_amp = device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    state = {"epoch": -1, "best": -np.inf, "best_epoch": 0, "best_state": None,
+    state = {"epoch": -1, "best": float("-inf"), "best_epoch": 0, "best_state": None,
              "history": {"train_loss": [], "val_score": []}}
     key = fingerprint(p.model_dump(), seed, class_weight, len(train), float(xn.sum()), target.task,
                       float(w_np.sum()))
-    if checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved.get("key") == key:
+    saved = load_checkpoint(checkpoint, key) if checkpoint is not None else None
+    if saved is not None:
+        try:
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["opt"])
             sched.load_state_dict(saved["sched"])
             gen.set_state(saved["gen"])
             torch.set_rng_state(saved["rng"])  # dropout draws continue where they stopped
             state = saved["state"]
-            log.info("mlp: resuming from checkpoint after epoch %d", state["epoch"])
+            epoch = int(state["epoch"])
+        except Exception as exc:  # noqa: BLE001 - a damaged state: start again from scratch
+            log.warning("mlp: checkpoint %s does not fit this model (%s); removing it and "
+                        "training from scratch", checkpoint, exc)
+            checkpoint.unlink(missing_ok=True)
+            return train_mlp(pre, train, val, target, p, seed, class_weight, checkpoint,
+                             sample_weight)
+        log.info("mlp: resuming from checkpoint %s after epoch %d", checkpoint, epoch)
     t0 = time.perf_counter()
     for epoch in range(state["epoch"] + 1, p.max_epochs):
         if epoch - state["best_epoch"] > p.patience:
@@ -254,6 +263,7 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
             pred = _mlp_output(target, model(vn, vc).float()).cpu().numpy()
         score = val_score(target, yv, pred)
         sched.step(score)
+        score = float(score)  # plain floats: the checkpoint loads with weights_only=True
         state["history"]["train_loss"].append(total / len(y))
         state["history"]["val_score"].append(score)
         if score > state["best"]:
@@ -261,18 +271,71 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
                          best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
         state["epoch"] = epoch
         if checkpoint is not None:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"key": key, "model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "gen": gen.get_state(),
-                        "rng": torch.get_rng_state(), "state": state}, tmp)
-            tmp.replace(checkpoint)
+            save_checkpoint(checkpoint, {"key": key, "model": model.state_dict(),
+                                         "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                         "gen": gen.get_state(), "rng": torch.get_rng_state(),
+                                         "state": state})
     seconds = time.perf_counter() - t0
     model.load_state_dict(state["best_state"])
     model = model.cpu().eval()
     log.info("mlp trained on device=%s: %d epochs, best %d (val score %.4f), %.1fs", device,
              state["epoch"] + 1, state["best_epoch"], state["best"], seconds)
     return Fitted("mlp", model, device, state["best_epoch"], seconds, state["history"])
+
+
+# ---------------------------------------------------------------- MLP checkpoints
+CHECKPOINT_KEYS = ("key", "model", "opt", "sched", "gen", "rng", "state")
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Tensors and plain types only (so it loads with weights_only=True), written under a
+    unique temp name in the same folder, then renamed: a kill never leaves half a file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stale_checkpoint_temps(path: Path) -> list[Path]:
+    """Temp files a killed `save_checkpoint` left next to `path`."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def load_checkpoint(path: Path, key: str) -> dict | None:
+    """The saved training state to resume from, or None to train from scratch: no checkpoint,
+    one made with other data, params or seed, or one that cannot be read (truncated, an old
+    pickled format): each is logged, and an unreadable file is removed."""
+    import torch
+
+    for tmp in stale_checkpoint_temps(path):
+        log.warning("mlp: removing %s, a checkpoint write that never finished", tmp)
+        tmp.unlink(missing_ok=True)
+    if not path.exists():
+        return None
+    try:  # on the CPU: the RNG states must be CPU tensors; weights move to the model's device
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        missing = [k for k in CHECKPOINT_KEYS if k not in saved] if isinstance(saved, dict) \
+            else list(CHECKPOINT_KEYS)
+        if missing:
+            raise ValueError(f"no {', '.join(missing)} in it")
+    except Exception as exc:  # noqa: BLE001 - whatever makes it unreadable, start afresh
+        why = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning("mlp: checkpoint %s is unreadable (%s: %s); removing it and training from "
+                    "scratch", path, type(exc).__name__, why)
+        path.unlink(missing_ok=True)
+        return None
+    if saved["key"] != key:
+        log.info("mlp: checkpoint %s was made with other data, params or seed; training from "
+                 "scratch", path)
+        return None
+    return saved
 
 
 # ---------------------------------------------------------------- scoring and shipping

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from driftloop.config import AlertParams
 
 log = logging.getLogger(__name__)
 ENV_URLS = "DRIFTLOOP_ALERT_URLS"
+MIN_SECRET = 4  # shorter pieces of a URL are left in error messages (they match common words)
 
 
 def alert_urls(alerts: AlertParams, env: Mapping[str, str] | None = None) -> list[str]:
@@ -52,34 +55,71 @@ def message(result: dict, decision: dict) -> tuple[str, str]:
 
 
 def send(urls: list[str], title: str, body: str, *, timeout: float) -> list[str]:
-    """Notify every URL; returns the URLs that failed (logged, never raised)."""
+    """Notify every URL; returns the URLs that failed, redacted (logged, never raised).
+    Apprise itself logs the URLs it posts to, tokens included, so its logger is muted while
+    sending; the lines logged here name each failed URL by scheme and host only."""
     if not urls:
         return []
     import apprise
 
     failed = []
-    for url in urls:
-        try:
-            ap = apprise.Apprise()
-            if not ap.add(url, asset=apprise.AppriseAsset(), tag=None):
-                raise ValueError("Apprise does not understand this URL")
-            for server in ap:
-                server.socket_connect_timeout = server.socket_read_timeout = timeout
-            ok = ap.notify(title=title, body=body)
-        except Exception as exc:  # an alert must never take the check down
-            log.warning("alert to %s failed: %s: %s", _redact(url), type(exc).__name__, exc)
-            ok = False
-        else:
+    with _apprise_muted():
+        for url in urls:
+            try:
+                ap = apprise.Apprise()
+                if not ap.add(url, asset=apprise.AppriseAsset(), tag=None):
+                    raise ValueError("Apprise does not understand this URL")
+                for server in ap:
+                    server.socket_connect_timeout = server.socket_read_timeout = timeout
+                ok = ap.notify(title=title, body=body)
+            except Exception as exc:  # an alert must never take the check down
+                log.warning("alert to %s failed: %s: %s", _redact(url), type(exc).__name__,
+                            _scrub(str(exc), url))
+                ok = False
+            else:
+                if not ok:
+                    log.warning("alert to %s was not delivered; check the URL and that the "
+                                "receiver is up", _redact(url))
             if not ok:
-                log.warning("alert to %s was not delivered; check the URL and that the "
-                            "receiver is up", _redact(url))
-        if not ok:
-            failed.append(_redact(url))
+                failed.append(_redact(url))
     return failed
 
 
+@contextmanager
+def _apprise_muted() -> Iterator[None]:
+    logger = logging.getLogger("apprise")
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
+_NETWORK_HOST = re.compile(r"localhost|\[[0-9A-Fa-f:.]+\]|[\w-]+(\.[\w-]+)+")
+
+
+def _host(url: str) -> tuple[str, str]:
+    """(host, port) of a URL; the host is "***" when it is not a network address: some
+    services keep a token there (slack://TokenA/..., tgram://bot_token/...)."""
+    rest = url.partition("://")[2]
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
+    host, port = netloc, ""
+    if (m := re.fullmatch(r"(.+):(\d+)", netloc)) and (m[1].startswith("[") or ":" not in m[1]):
+        host, port = m[1], m[2]
+    return (host, port) if _NETWORK_HOST.fullmatch(host) else ("***", "")
+
+
 def _redact(url: str) -> str:
-    """The scheme and host only: URLs often carry tokens."""
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host}/..."
+    """The scheme and host only: URLs carry tokens in the password, the path, the query and
+    sometimes the host itself."""
+    host, port = _host(url)
+    return f"{url.partition('://')[0]}://{host}{':' + port if port else ''}/..."
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` (an exception message) without any piece of `url` but its scheme, host and port."""
+    host, port = _host(url)
+    pieces = set(re.split(r"[/?#&=@:]+", url.partition("://")[2])) - {host, port}
+    for piece in sorted((p for p in pieces if len(p) >= MIN_SECRET), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text

@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from driftloop.config import DriftParams, Params, PolicyParams
+from driftloop.contract.suite import parse_times
 from driftloop.io import list_batches, read_table
 from driftloop.monitor import policy as pol
-from driftloop.monitor.drift import check_frames
+from driftloop.monitor.drift import BatchError, check_frames, event_times, feature_frame
 
 _ID_LIKE = 0.5  # text columns with more distinct values than this share of rows are ids
 
@@ -53,9 +54,9 @@ def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
     streak: dict[str, pd.DataFrame] = {}  # the drifted batches of the current streak
     labelled: dict[str, int] = {}
     for name, df in batches:
-        if time_col and time_col in df and df[time_col].notna().any():
-            clock = pd.Timestamp(pd.to_datetime(df[time_col]).max()).tz_localize(None) \
-                .to_pydatetime().replace(tzinfo=UTC)
+        newest = parse_times(df[time_col]).max() if time_col and time_col in df else pd.NaT
+        if pd.notna(newest):  # times compared in UTC, as the contract does
+            clock = pd.Timestamp(newest).to_pydatetime().replace(tzinfo=UTC)
         else:
             clock = clock + timedelta(weeks=1)
         _, result = check_frames(reference, df, numerical=numerical, categorical=categorical,
@@ -111,12 +112,17 @@ def run(params: Params, reference: Path, batches: Path, *, target: str | None = 
     if not num and not cat:
         raise ValueError(f"{reference}: no feature columns found; pass a table with numeric or "
                          "categorical columns besides --target/--id/--time")
-    frames = [(f.name, read_table(f)) for f in files]
-    for name, df in frames:
+    ref = feature_frame(ref, numerical=num, categorical=cat, source=str(reference))
+    frames = []
+    for f in files:
+        df = read_table(f)
         lacking = [c for c in [*num, *cat] if c not in df]
         if lacking:
-            raise ValueError(f"{batches / name}: lacks feature column(s) {lacking} that "
-                             f"{reference.name} has; every batch needs the reference's columns")
+            raise BatchError(f"{f}: lacks feature column(s) {lacking} that {reference.name} "
+                             "has; every batch needs the reference's columns")
+        if time_col and time_col in df:
+            event_times(df, time_col, str(f))
+        frames.append((f.name, feature_frame(df, numerical=num, categorical=cat, source=str(f))))
     out = replay(ref, frames, numerical=num, categorical=cat, dp=params.drift,
                  policy=params.policy, time_col=time_col, target=target, progress=progress)
     out["features"]["source"] = source

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from driftloop import tracking
-from driftloop.config import DriftParams, Params, load_params
-from driftloop.io import newest_batch, read_table, write_json
+from driftloop.config import DriftParams, EstimateParams, Params, load_params
+from driftloop.contract.suite import parse_times
+from driftloop.io import newest_batch, read_table, write_file, write_json
 from driftloop.monitor import drift_stats
 
 log = logging.getLogger(__name__)
@@ -79,16 +80,18 @@ def parse_report(report: dict) -> DriftSummary:
 def judge_columns(summary: DriftSummary, *, floors: dict[str, float],
                   missing: dict[str, tuple[float, float]], missing_increase: float,
                   features: list[str]) -> DriftSummary:
-    """Re-judge each feature: its effect size must reach the threshold AND exceed the noise
-    floor for this batch size; a missing share rising by more than `missing_increase` also
-    counts. The share is over `features` only (the prediction column is reported apart)."""
+    """Judge each feature: its effect size must reach its threshold, which is at least the
+    noise floor for this batch size (`column_thresholds`, the same one Evidently's report
+    used); a missing share rising by more than `missing_increase` also counts. The share is
+    over `features` only (the prediction column is reported apart)."""
     cols = []
     for c in summary.columns:
         floor = floors.get(c.column, 0.0)
         m_ref, m_cur = missing.get(c.column, (0.0, 0.0))
         why = []
-        if c.score >= c.threshold and c.score > floor:
-            why.append(f"{c.method} {c.score:.3f} >= {c.threshold} and > noise {floor:.3f}")
+        if c.score >= max(c.threshold, floor):
+            why.append(f"{c.method} {c.score:.3f} >= {c.threshold:.3f} (the larger of the "
+                       f"threshold and the noise floor {floor:.3f} at this batch size)")
         if m_cur - m_ref > missing_increase:
             why.append(f"missing {m_ref:.1%} -> {m_cur:.1%}")
         cols.append(replace(c, drifted=bool(why), noise_floor=floor, missing_reference=m_ref,
@@ -113,6 +116,79 @@ def decide_drift(summary: DriftSummary | None, *, rows: int, min_rows: int,
                                + (f" (drifted: {drifted})" if drifted else ""))
 
 
+class BatchError(ValueError):
+    """A batch that was read but cannot be checked or scored; the message names the file,
+    the column, an offending value and its row, and what to do."""
+
+
+def _first_bad(source: str, col: str, s: pd.Series, bad: pd.Series, need: str) -> BatchError:
+    i = int(np.flatnonzero(bad.to_numpy())[0])
+    value = s.iloc[i]
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    return BatchError(f"{source}: column {col!r} must hold {need}: row {i} is {shown} "
+                      f"({int(bad.sum())} such row(s)); fix the values or send them empty")
+
+
+def feature_frame(df: pd.DataFrame, *, numerical: list[str], categorical: list[str],
+                  source: str = "the batch", text: bool = False) -> pd.DataFrame:
+    """`df` with its feature columns in the types the drift check (and the model) take, or a
+    BatchError: a missing or twice-named feature column, text in a numerical column. Columns
+    that already have the right type are left as they are (so the statistics of a clean
+    batch do not change); numbers, flags or mixed values in a categorical column become text,
+    as the model's preprocessing reads them. `text=True` asks for the model's input: every
+    categorical value text (its schema asks for strings) and no infinities."""
+    features = [*numerical, *categorical]
+    dups = sorted({c for c in df.columns[df.columns.duplicated()] if c in features})
+    missing = [c for c in features if c not in df.columns]
+    if dups or missing:
+        what = (f"lacks feature column(s) {missing}" if missing else "") + (
+            "; " if dups and missing else "") + (f"names column(s) {dups} twice" if dups else "")
+        raise BatchError(f"{source}: {what}; a batch must carry every column of "
+                         "data.numerical and data.categorical in params.yaml, once each")
+    out = df.copy(deep=False)
+    for c in numerical:
+        s = df[c]
+        if pd.api.types.is_bool_dtype(s):
+            out[c] = s.astype("float64")
+        elif not pd.api.types.is_numeric_dtype(s):
+            num = pd.to_numeric(s.astype(object), errors="coerce")
+            bad = s.notna().to_numpy() & num.isna().to_numpy()
+            if bad.any():
+                raise _first_bad(source, c, s, pd.Series(bad), "numbers")
+            out[c] = num.astype("float64")
+        if text:  # the model takes no infinities (missing values are fine)
+            inf = np.isinf(out[c].to_numpy("float64", na_value=np.nan))
+            if inf.any():
+                raise _first_bad(source, c, s, pd.Series(inf), "finite numbers")
+    for c in categorical:
+        s = df[c]
+        if s.dtype == object:
+            mixed = not s.map(lambda v: isinstance(v, str) or _is_missing(v)).all()
+        else:
+            mixed = pd.api.types.is_datetime64_any_dtype(s)
+        if text or mixed:
+            out[c] = s.astype(object).map(lambda v: None if _is_missing(v) else str(v))
+    return out
+
+
+def event_times(df: pd.DataFrame, time_col: str, source: str) -> pd.Series:
+    """The time column as UTC-naive datetimes (zone-aware times converted, as the contract
+    compares them), or a BatchError naming the first value that is not a time."""
+    s = df[time_col]
+    times = parse_times(s)
+    bad = s.notna().to_numpy() & times.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise BatchError(f"{source}: column {time_col!r} must hold times: row {i} is "
+                         f"{s.iloc[i]!r} ({int(bad.sum())} such row(s)); fix the values "
+                         "(ISO 8601, e.g. 2026-01-05T10:00:00Z)")
+    return times
+
+
+def _is_missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
 def feature_methods(reference: pd.DataFrame, numerical: list[str], categorical: list[str],
                     dp: DriftParams) -> dict[str, str]:
     """Effect size per feature by type: few distinct numbers count as discrete."""
@@ -128,8 +204,18 @@ def subsample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return df if len(df) <= n else df.sample(n, random_state=seed)
 
 
+def column_thresholds(methods: dict[str, str], floors: dict[str, float], *, threshold: float,
+                      prediction_threshold: float) -> dict[str, float]:
+    """Per column, the effect size that counts as drift (pure): the configured threshold, or
+    the noise floor for this batch size when that is higher. Evidently is handed these, so
+    its report marks the columns the verdict does, for the same reason."""
+    return {c: max(prediction_threshold if c == PREDICTION else threshold, floors.get(c, 0.0))
+            for c in methods}
+
+
 def _evidently(reference: pd.DataFrame, current: pd.DataFrame, methods: dict[str, str],
-               numerical: list[str], categorical: list[str], dp: DriftParams, extra: list):
+               numerical: list[str], categorical: list[str], dp: DriftParams, extra: list,
+               thresholds: dict[str, float]):
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -138,6 +224,7 @@ def _evidently(reference: pd.DataFrame, current: pd.DataFrame, methods: dict[str
     cols = [*num, *categorical]
     preset = DataDriftPreset(columns=[*numerical, *categorical], drift_share=dp.drift_share,
                              per_column_method=dict(methods),
+                             per_column_threshold={c: thresholds[c] for c in methods},
                              threshold=dp.threshold)
     snap = Report([preset, *extra], include_tests=True).run(
         current_data=Dataset.from_pandas(current[cols], data_definition=dd),
@@ -150,10 +237,9 @@ def check_frames(reference: pd.DataFrame, current: pd.DataFrame, *, numerical: l
     """Drift of `current` against `reference` (a `champion_score` column in both adds
     prediction drift). Returns (Evidently snapshot or None, result dict)."""
     features = [*numerical, *categorical]
-    missing_cols = [c for c in features if c not in current.columns]
-    if missing_cols:
-        raise ValueError(f"the batch lacks feature columns {missing_cols}; it must carry every "
-                         "column of data.numerical and data.categorical in params.yaml")
+    reference = feature_frame(reference, numerical=numerical, categorical=categorical,
+                              source="the reference")
+    current = feature_frame(current, numerical=numerical, categorical=categorical)
     rows = len(current)
     base = {"rows": rows, "reference_rows": len(reference)}
     if rows < dp.min_rows:
@@ -163,19 +249,20 @@ def check_frames(reference: pd.DataFrame, current: pd.DataFrame, *, numerical: l
     ref = subsample(reference, dp.max_rows, dp.seed)
     cur = subsample(current, dp.max_rows, dp.seed)
     methods = feature_methods(ref, numerical, categorical, dp)
-    extra = []
-    if PREDICTION in cur and PREDICTION in ref:
-        from evidently.metrics import ValueDrift
-
-        methods_all = {**methods, PREDICTION: "wasserstein"}
-        extra.append(ValueDrift(column=PREDICTION, method="wasserstein",
-                                threshold=dp.prediction_threshold))
-    else:
-        methods_all = methods
-    snap = _evidently(ref, cur, methods, numerical, categorical, dp, extra)
+    with_prediction = PREDICTION in cur and PREDICTION in ref
+    methods_all = {**methods, PREDICTION: "wasserstein"} if with_prediction else methods
     floors = {c: drift_stats.noise_floor(m, ref[c], len(cur), numerical=c not in categorical,
                                          rounds=dp.noise_rounds, quantile=dp.noise_quantile,
                                          seed=dp.seed) for c, m in methods_all.items()}
+    thresholds = column_thresholds(methods_all, floors, threshold=dp.threshold,
+                                   prediction_threshold=dp.prediction_threshold)
+    extra = []
+    if with_prediction:
+        from evidently.metrics import ValueDrift
+
+        extra.append(ValueDrift(column=PREDICTION, method="wasserstein",
+                                threshold=thresholds[PREDICTION]))
+    snap = _evidently(ref, cur, methods, numerical, categorical, dp, extra, thresholds)
     missing = {c: (drift_stats.missing_share(ref[c]), drift_stats.missing_share(cur[c]))
                for c in methods_all}
     summary = judge_columns(parse_report(snap.dict()), floors=floors, missing=missing,
@@ -198,6 +285,7 @@ class Champion:
     reference: pd.DataFrame
     model: object
     test_metrics: dict
+    calibration: dict | None = None   # fitted by evaluate on its test rows (binary), if logged
 
 
 def load_champion(params: Params) -> Champion:
@@ -212,12 +300,39 @@ def load_champion(params: Params) -> Champion:
         test_metrics = json.loads(champ.tags.get("challenger_metrics") or "{}") or {}
     except json.JSONDecodeError:
         test_metrics = {}
-    return Champion(champ.version, read_table(Path(local)), model, test_metrics)
+    try:
+        cal = json.loads(Path(mlflow.artifacts.download_artifacts(
+            run_id=champ.run_id, artifact_path="evaluate/calibration.json")).read_text())
+    except (OSError, ValueError, mlflow.exceptions.MlflowException) as exc:
+        log.warning("champion v%s has no usable calibration (%s): no performance estimate",
+                    champ.version, str(exc).splitlines()[0][:200])
+        cal = None
+    return Champion(champ.version, read_table(Path(local)), model, test_metrics, cal)
 
 
-def _with_scores(model, df: pd.DataFrame, features: list[str], seed: int, n: int) -> pd.DataFrame:
+def estimated_performance(champ: Champion, scores: np.ndarray, *, metric: str,
+                          ep: EstimateParams) -> dict | None:
+    """The champion's metrics on a batch estimated from its scores alone (CBPE), with the
+    interval and `drop`: its test figure minus the top of the interval (the smallest drop the
+    estimate allows). None when it cannot be estimated (not binary, no calibration)."""
+    from driftloop.monitor.estimate import Calibrator, estimate_performance
+
+    cal, threshold = champ.calibration, champ.test_metrics.get("threshold")
+    if not cal or cal.get("method") != "isotonic" or threshold is None or len(scores) == 0:
+        return None  # no calibration learned (too few test rows, one class, not binary)
+    est = estimate_performance(Calibrator.from_dict(cal), scores, threshold=float(threshold),
+                               rounds=ep.rounds, seed=ep.seed, confidence=ep.confidence)
+    out = est.to_dict()
+    baseline, m = champ.test_metrics.get(metric), out["metrics"].get(metric)
+    out.update(metric=metric, baseline=baseline,
+               drop=None if baseline is None or m is None else float(baseline - m["high"]))
+    return out
+
+
+def _with_scores(model, df: pd.DataFrame, d, seed: int, n: int) -> pd.DataFrame:
     df = subsample(df, n, seed).copy()
-    df[PREDICTION] = np.asarray(model.predict(df[features]), dtype="float64")
+    x = feature_frame(df, numerical=d.numerical, categorical=d.categorical, text=True)
+    df[PREDICTION] = np.asarray(model.predict(x[d.features]), dtype="float64")
     return df
 
 
@@ -227,33 +342,35 @@ def run(params: Params, batch: Path | None = None) -> dict:
     from driftloop.monitor import labels
 
     batch = Path(batch) if batch else newest_batch(params.path("landing"), params.path("raw"))
-    current = read_table(batch)
-    champ = load_champion(params)
     d, dp = params.data, params.drift
+    current = feature_frame(read_table(batch), numerical=d.numerical, categorical=d.categorical,
+                            source=str(batch))
+    champ = load_champion(params)
     if len(current) >= dp.min_rows:
-        ref = _with_scores(champ.model, champ.reference, d.features, dp.seed, dp.max_rows)
-        cur = _with_scores(champ.model, current, d.features, dp.seed, dp.max_rows)
+        ref = _with_scores(champ.model, champ.reference, d, dp.seed, dp.max_rows)
+        cur = _with_scores(champ.model, current, d, dp.seed, dp.max_rows)
     else:
         ref, cur = champ.reference, current
     try:
         snap, result = check_frames(ref, cur, numerical=d.numerical, categorical=d.categorical,
                                     dp=dp)
-    except ValueError as exc:
-        raise ValueError(f"{batch}: {exc}") from None
+    except BatchError as exc:  # the champion's own reference: not the batch's fault
+        raise BatchError(f"{batch}: {exc}") from None
     result["rows"], result["reference_rows"] = len(current), len(champ.reference)
     metric = params.policy.performance_metric
     windows = labels.champion_performance(params, version=champ.version, metric=metric,
                                           threshold=champ.test_metrics.get("threshold"),
                                           baseline=champ.test_metrics.get(metric))
     out = params.report_dir("drift") / batch.stem
+    scores = cur[PREDICTION].to_numpy() if PREDICTION in cur else np.array([])
     result.update({"batch": batch.name, "champion_version": int(champ.version),
+                   "estimated_performance": estimated_performance(
+                       champ, scores, metric=metric, ep=params.estimate),
                    "performance": labels.newest_measured(windows), "labelled_windows": windows,
                    "report_html": None, "mlflow_run_id": None})
     out.mkdir(parents=True, exist_ok=True)
     if snap is not None:
-        tmp = out / ".report.html.tmp"
-        snap.save_html(str(tmp))
-        tmp.replace(out / "report.html")
+        write_file(out / "report.html", lambda p: snap.save_html(str(p)))
         result["report_html"] = str(out / "report.html")
     write_json(out / "verdict.json", result)
     result["mlflow_run_id"] = _log_mlflow(out, result)
@@ -276,6 +393,10 @@ def _log_mlflow(out: Path, result: dict) -> str:
         # the champion's metric on each labelled window, oldest first: its decay as a chart
         series[f"realized_{perf['metric']}"] = [w["value"] for w in result["labelled_windows"]
                                                 if w["value"] is not None]
+    if est := result.get("estimated_performance"):
+        for name, m in est["metrics"].items():
+            metrics.update({f"estimated_{name}": m["estimate"], f"estimated_{name}_low": m["low"],
+                            f"estimated_{name}_high": m["high"]})
     metrics.update({f"drift_{c['column']}": c["score"] for c in result["columns"]})
     with mlflow.start_run(run_name=f"drift-{Path(result['batch']).stem}",
                           tags={"driftloop.kind": "drift-check", "batch": result["batch"],

@@ -142,6 +142,7 @@ def replay_params(params: Params, df: pd.DataFrame, *, target: str, time_col: st
     body = params.model_dump(by_alias=True)
     body.update(task=task, data={"target": target, "id": id_col or "", "time": time_col,
                                  "numerical": numerical, "categorical": categorical})
+    body["policy"] = {**body["policy"], "performance_metric": metric}  # the drop is measured in it
     body["register"] = {**body["register"], "metric": metric,
                         "thresholds": {k: v for k, v in params.register_.thresholds.items() if k in metrics}}
     return Params.model_validate(body)
@@ -305,8 +306,9 @@ def _summary(rows: list[dict], metric: str, retrains: dict, promotions: dict) ->
 
 # ----------------------------------------------------------------------------- I/O edge
 def write_outputs(result: dict, folder) -> list:
-    """`replay.csv` (the table), `replay.png` (the metric per period for the three strategies)
-    and `summary.json` in `folder`, each written atomically."""
+    """`replay.csv` (the table), `replay.png` (the metric per period for the three strategies),
+    `summary.json` and `monitoring.html` (the same page a drift check keeps, for the replay:
+    readable offline) in `folder`, each written atomically."""
     from pathlib import Path
 
     import matplotlib
@@ -314,7 +316,8 @@ def write_outputs(result: dict, folder) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from driftloop.io import write_csv, write_json, write_png
+    from driftloop.io import write_csv, write_json, write_png, write_text
+    from driftloop.monitor.page import replay_page
 
     folder = Path(folder)
     table = pd.DataFrame(result["periods"])
@@ -335,4 +338,5 @@ def write_outputs(result: dict, folder) -> list:
     png = write_png(folder / "replay.png", fig)
     plt.close(fig)
     return [csv, png, write_json(folder / "summary.json",
-                                 {"summary": result["summary"], "setup": result["setup"]})]
+                                 {"summary": result["summary"], "setup": result["setup"]}),
+            write_text(folder / "monitoring.html", replay_page(result))]

@@ -69,6 +69,19 @@ def check_all(files) -> list[dict]:
     return [drift_check(str(f)) for f in files]
 
 
+def artifact_text(key: str) -> str:
+    """The newest Prefect artifact under `key` (a link artifact is stored as markdown)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+    assert found, f"no artifact {key!r}"
+    return str(found[0].data)
+
+
 def drift_runs(since):
     from driftloop.runs import deployment_runs
 
@@ -105,6 +118,19 @@ def test_eight_weeks_without_drift_ask_for_no_retrain(deployed):
         [(r["batch"], r["reason"]) for r in results]
     assert all(r["prediction_drift"] is not None for r in results)
     assert drift_runs(since) == []
+    # before labels: the champion's AUC estimated from its scores, near its test figure on
+    # weeks like its training data (500 rows a week: the interval is wide, the mean is not)
+    est = [r["estimated_performance"] for r in results]
+    assert all(e and e["metric"] == "auc" and e["rows"] == 500 for e in est), est[0]
+    auc = [e["metrics"]["auc"] for e in est]
+    assert all(a["low"] < a["estimate"] < a["high"] for a in auc)
+    mean = sum(a["estimate"] for a in auc) / len(auc)
+    assert abs(mean - est[0]["baseline"]) < 0.06, (mean, est[0]["baseline"])
+    # one page over time, and links an http UI opens (not file://)
+    page = (project / "reports/monitoring.html").read_text()
+    assert all(r["batch"].removesuffix(".parquet") in page for r in results)
+    assert "file://" not in artifact_text("drift-report")
+    assert "http://127.0.0.1:5000/#/experiments/" in artifact_text("monitoring-page")
 
 
 def test_drifted_weeks_retrain_once_their_labels_have_arrived(deployed):

@@ -73,7 +73,8 @@ def test_cli_json_is_the_only_stdout_and_bad_input_names_the_column(tmp_path, we
     body = json.loads(res.stdout)
     assert set(body) == {"periods", "summary"} and len(body["periods"]) == 2
     assert set(body["summary"]["policy"]) == {"mean_metric", "retrains", "promotions"}
-    assert {f.name for f in (tmp_path / "out").iterdir()} == {"replay.csv", "replay.png", "summary.json"}
+    assert {f.name for f in (tmp_path / "out").iterdir()} == {"replay.csv", "replay.png", "summary.json",
+                                                               "monitoring.html"}
     bad = cli.invoke(app, [*base[:2], "--target", "nope", *base[4:]])
     assert bad.exit_code == 2 and "no column 'nope'" in bad.output
 

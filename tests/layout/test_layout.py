@@ -22,6 +22,7 @@ NOT_TRACKED = {
     ("validate", "quarantine"): "a rejected batch goes there on failure; not a pipeline output",
     ("validate", "raw"): "a rejected batch is moved out of the raw layer on failure",
     ("*", "mlflow_artifacts"): "MLflow's own artifact store; reports name the runs in it",
+    ("*", "locks"): "who holds the training and champion locks; coordination, not data",
 }
 
 

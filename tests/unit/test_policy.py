@@ -184,3 +184,41 @@ def test_without_a_wait_for_labels_drift_alone_retrains():
     d, _ = decide(State(), Check("b1", "drift", "1"), now=T0,
                   policy=section("policy", consecutive_drift=1, min_drift_labels=0))
     assert d.action == "retrain" and "labelled" not in d.reason
+
+
+def test_with_performance_as_the_only_trigger_drift_is_reported_but_never_retrains():
+    """Data that drifts every period (a seasonal mix): only the labelled metric asks."""
+    policy = rules(triggers=["performance"])
+    actions, _ = replay(["drift"] * 6, policy, hours=24 * 30)
+    assert actions == ["ok"] * 6
+    d, _ = decide(State(), Check("b1", "drift", "1", perf_key="b0", perf_drop=0.08), now=T0,
+                  policy=policy)
+    assert d.action == "retrain" and d.trigger == "performance"
+    d, _ = decide(State(), Check("b1", "drift", "1"), now=T0, policy=policy)
+    assert "not in policy.triggers" in d.reason
+
+
+def test_with_drift_as_the_only_trigger_a_performance_drop_is_reported_only():
+    policy = rules(triggers=["drift"], consecutive_drift=2)
+    d, _ = decide(State(), Check("b1", "no_drift", "1", perf_key="b0", perf_drop=0.3), now=T0,
+                  policy=policy)
+    assert d.action == "ok" and "performance is not in policy.triggers" in d.reason
+
+
+@pytest.mark.parametrize("setting,est_drop,action", [
+    (None, 0.2, "ok"),       # off by default: an estimate alone never retrains
+    (0.05, 0.2, "retrain"),  # the whole interval lies more than 0.05 below the test figure
+    (0.05, 0.03, "ok"),      # the interval reaches within 0.05 of it
+])
+def test_an_estimated_drop_retrains_only_when_switched_on(setting, est_drop, action):
+    policy = rules(triggers=["drift", "performance", "estimated"], estimated_drop=setting)
+    d, _ = decide(State(), Check("b1", "no_drift", "1", est_drop=est_drop), now=T0, policy=policy)
+    assert d.action == action
+    if action == "retrain":
+        assert d.trigger == "estimated" and d.dedupe_key == "est:b1" and "estimated auc" in d.reason
+
+
+def test_an_estimated_drop_is_no_trigger_unless_listed():
+    policy = rules(triggers=["drift", "performance"], estimated_drop=0.05)
+    d, _ = decide(State(), Check("b1", "no_drift", "1", est_drop=0.2), now=T0, policy=policy)
+    assert d.action == "ok"

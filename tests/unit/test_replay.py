@@ -81,3 +81,16 @@ def test_replay_text_has_a_row_per_period_and_the_summary():
              "first_test_metric": 0.81}
     text = replay_text({"periods": rows, "summary": summary, "setup": setup})
     assert "2024-07" in text and "promoted v2" in text and "closes 0% of the never -> always gap" in text
+
+
+def test_a_regression_replay_measures_and_names_its_drop_in_the_task_metric():
+    from driftloop.monitor.replay import replay_params
+    from tests.helpers import demo_params
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=200, freq="D"),
+                       "x": rng.normal(size=200), "y": rng.normal(size=200) * 10})
+    p = replay_params(demo_params(), df, target="y", time_col="t", id_col=None, drop=[])
+    assert p.task == "regression" and p.register_.metric == "rmse"
+    assert p.policy.performance_metric == "rmse"
+    assert p.data.numerical == ["x"]

@@ -88,3 +88,19 @@ def test_labels_arrive_apart_from_the_unlabelled_batch(tmp_path):
     week_end = pd.Timestamp("2026-03-16")
     assert (lab["labeled_at"] == week_end + pd.Timedelta(days=p.simulate.label_delay_days)).all()
     assert (full[p.data.time] < week_end).all()
+
+
+def test_the_cli_writes_the_labels_due_by_the_newest_week(tmp_path):
+    from typer.testing import CliRunner
+
+    from driftloop.cli import app
+    from tests.helpers import ROOT
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace(
+        "rows_per_week: 1500", "rows_per_week: 200"))
+    res = CliRunner().invoke(app, ["simulate", "--weeks", "3", "--labels",
+                                   "--params", str(tmp_path / "params.yaml")])
+    assert res.exit_code == 0, res.output
+    assert sorted(f.name for f in (tmp_path / "data/labels").iterdir()) == [
+        "labels_2026-01-05.parquet", "labels_2026-01-12.parquet"]  # week 2's arrive a week later
+    assert len(list((tmp_path / "data/landing").glob("batch_*.parquet"))) == 3

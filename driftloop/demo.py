@@ -214,8 +214,14 @@ def summary(root: Path, stack: Stack) -> None:
     for f in sorted(params.report_dir("drift").glob("*/verdict.json")):
         v = json.loads(f.read_text())
         p = v.get("policy") or {}
-        print(f"  {v['batch']} vs v{v['champion_version']}: {v['status']} -> {p.get('action')} "
-              f"({p.get('reason')})")
+        est = v.get("estimated_performance") or {}
+        m = (est.get("metrics") or {}).get(est.get("metric"))
+        guess = (f", estimated {est['metric']} {m['estimate']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+                 if m else "")
+        print(f"  {v['batch']} vs v{v['champion_version']}: {v['status']}{guess} -> "
+              f"{p.get('action')} ({p.get('reason')})")
+    print(f"monitoring page (drift, estimated and measured {params.policy.performance_metric} over "
+          f"time): {params.path('monitoring_page')}")
     print(f"\nPrefect UI: http://127.0.0.1:{stack.prefect_port}  (flow runs, artifacts, the "
           "retrain-on-drift automation)")
     print(f"MLflow UI:  {stack.mlflow_url}  (registry with the gate's evidence per version, "

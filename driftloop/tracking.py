@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -152,6 +153,10 @@ def _rollback(client, name: str, reason: str) -> dict:
     client.set_model_version_tag(name, champ.version, "rolled_back", reason)
     client.set_model_version_tag(name, previous, "restored_by_rollback",
                                  f"from v{champ.version}: {reason}")
+    record_move(client, name, kind="rollback", from_version=champ.version, to_version=previous,
+                reason=reason, trigger="manual")
+    client.update_model_version(name, champ.version,
+                                description=one_line(f"rolled back to v{previous}: {reason}"))
     log.info("rolled back %s: @%s v%s -> v%s (%s)", name, CHAMPION, champ.version, previous, reason)
     return {"model": name, "from": int(champ.version), "to": int(previous), "reason": reason}
 
@@ -164,3 +169,43 @@ def ui_link(params: Params, run_id: str, artifact: str = "") -> str:
     experiment = MlflowClient().get_run(run_id).info.experiment_id
     tail = f"/artifacts/{artifact}" if artifact else ""
     return f"{params.mlflow.ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}{tail}"
+
+
+HISTORY_TAG = "champion_move."  # registered-model tags, one per move of @champion, in order
+_TAG_VALUE_MAX = 4000            # below MLflow's limit on a tag value
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """A registry description or history reason: one line, bounded."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
+def record_move(client, name: str, *, kind: str, from_version, to_version, reason: str,
+                trigger: str, at: str | None = None) -> dict:
+    """Append a move of @champion (promotion, rollback, manual) to the history kept in the
+    registry itself, so it survives a restart and travels with the store. Called under the
+    champion lock, so two moves never take the same number."""
+    from datetime import UTC, datetime
+
+    model = client.get_registered_model(name)
+    n = sum(k.startswith(HISTORY_TAG) for k in (model.tags or {})) + 1
+    entry = {"at": at or datetime.now(UTC).isoformat(timespec="seconds"), "kind": kind,
+             "from": str(from_version) if from_version else None, "to": str(to_version),
+             "reason": one_line(reason, 1500), "trigger": trigger,
+             "evidence": f"models:/{name}/{to_version}"}
+    value = json.dumps(entry)[:_TAG_VALUE_MAX]
+    client.set_registered_model_tag(name, f"{HISTORY_TAG}{n:06d}", value)
+    return entry
+
+
+def champion_history(client, name: str) -> list[dict]:
+    """Every recorded move of @champion, oldest first (an unreadable entry is shown as such)."""
+    model = client.get_registered_model(name)
+    out = []
+    for key in sorted(k for k in (model.tags or {}) if k.startswith(HISTORY_TAG)):
+        try:
+            out.append(json.loads(model.tags[key]))
+        except ValueError:
+            out.append({"kind": "unreadable", "reason": f"registry tag {key} is damaged"})
+    return out

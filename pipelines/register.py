@@ -68,7 +68,7 @@ def _scalar_metrics(m: dict) -> dict:
 
 
 def move_champion(params: Params, client, name: str, version: str, decision: Decision,
-                  compared: str | None) -> Decision:
+                  compared: str | None, trigger: str = "manual") -> Decision:
     """Move @champion to `version` if the gate says so and @champion is still `compared`, the
     version the gate judged against: a compare-and-set under the champion lock, which
     `driftloop rollback` takes too. Returns the decision as carried out."""
@@ -79,6 +79,8 @@ def move_champion(params: Params, client, name: str, version: str, decision: Dec
         carried = confirm_promotion(decision, compared, now.version if now else None)
         if carried.promote:
             client.set_registered_model_alias(name, CHAMPION, version)
+            tracking.record_move(client, name, kind="promotion", from_version=compared,
+                                 to_version=version, reason=carried.reason, trigger=trigger)
     return carried
 
 
@@ -135,7 +137,7 @@ def run(params: Params, trigger: Trigger) -> dict:
                                    train_report["run_id"], evidence)
     # compare-and-set: the alias moves only if @champion is still the version judged above
     carried = move_champion(params, client, name, mv.version, decision,
-                            champ.version if champ else None)
+                            champ.version if champ else None, trigger.kind)
     moved = carried != decision
     if moved:
         log.warning("version %s: %s", mv.version, carried.reason)
@@ -144,6 +146,11 @@ def run(params: Params, trigger: Trigger) -> dict:
         decision, champ = carried, current_champion(client, name)
     elif decision.promote:
         client.set_model_version_tag(name, mv.version, "decision", "promoted")
+    # the registry's version list reads without opening the tags
+    verdict = ("promoted" if decision.promote else
+               "refused (champion moved)" if moved else "kept champion")
+    client.update_model_version(name, mv.version, description=tracking.one_line(
+        f"{verdict} ({trigger.kind}): {decision.reason}"))
     result = {"model": name, "version": int(mv.version), **asdict(decision),
               "champion_version": int(mv.version) if decision.promote else
               (int(champ.version) if champ else None), "champion_moved": moved,

@@ -135,6 +135,31 @@ def rollback(reason: Annotated[str, typer.Option(help="why: recorded on both ver
     typer.echo(f"{r['model']}: @champion v{r['from']} -> v{r['to']} ({r['reason']})")
 
 
+@app.command()
+def history(params: ParamsOpt = None,
+            as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
+    """Every move of @champion (promotion, rollback), oldest first, from the registry."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from driftloop import tracking
+
+    p = params_or_exit(params)
+    tracking.setup(p)
+    try:
+        moves = tracking.champion_history(MlflowClient(), p.project.name)
+    except MlflowException:
+        moves = []  # no model registered yet: nothing has moved
+    if as_json:
+        typer.echo(json.dumps(moves, indent=2))
+        return
+    if not moves:
+        typer.echo(f"{p.project.name}: @champion has not moved yet")
+    for m in moves:
+        typer.echo(f"{m.get('at', '?')}  {m.get('kind')}: v{m.get('from') or '-'} -> "
+                   f"v{m.get('to', '?')} ({m.get('trigger')}): {m.get('reason')}  [{m.get('evidence')}]")
+
+
 # Command groups from other modules register themselves here (one line each).
 from driftloop.cli import contract as contract_cmds  # noqa: E402
 from driftloop.cli import monitor as monitor_cmds  # noqa: E402

@@ -127,6 +127,23 @@ def test_rollback_restores_the_previous_champion_and_records_why(tmp_path):
     assert str(tracking.current_champion(client, "driftloop-demo").version) == "1"
     assert client.get_model_version("driftloop-demo", "2").tags["rolled_back"].startswith("v2 misb")
 
+    # every move of @champion, in the registry (a fresh client on the same store: a restart)
+    moves = tracking.champion_history(MlflowClient(), "driftloop-demo")
+    assert [(m["kind"], m["from"], m["to"]) for m in moves] == [
+        ("promotion", None, "1"), ("promotion", "1", "2"), ("rollback", "2", "1")]
+    assert moves[2]["reason"] == "v2 misbehaves on broker traffic" and moves[2]["at"]
+    assert moves[1]["evidence"] == "models:/driftloop-demo/2"
+    descriptions = {v: client.get_model_version("driftloop-demo", v).description for v in "12"}
+    assert descriptions["1"].startswith("promoted (")
+    assert descriptions["2"].startswith("rolled back to v1: v2 misbehaves")
+    from typer.testing import CliRunner
+
+    from driftloop.cli import app
+
+    res = CliRunner().invoke(app, ["history", "--json", "--params", str(params.root / "params.yaml")])
+    assert res.exit_code == 0, res.output
+    assert [m["kind"] for m in json.loads(res.stdout)] == ["promotion", "promotion", "rollback"]
+
 
 def test_retraining_the_same_model_is_never_promoted(tmp_path):
     from driftloop.trigger import Trigger

@@ -122,3 +122,17 @@ def test_a_worker_killed_in_the_train_stage_loses_nothing_and_the_next_run_resum
     assert registry(project) == ([1], 1)
     status = run(["dvc", "status"], project).stdout
     assert "up to date" in status, status
+
+    # two runs of the deployment at once: one proceeds, the other waits for it (the
+    # deployment's concurrency limit, and the pipeline lock inside the flow); nothing new to
+    # learn, so both complete without a new version
+    from driftloop.runs import wait_until_final
+
+    pair = [run_deployment("train/weekly", parameters={"trigger": "manual"}, timeout=0)
+            for _ in range(2)]
+    first, second = sorted((wait_until_final(r.id, timeout=RUN_S) for r in pair),
+                           key=lambda r: r.start_time)
+    assert first.state.is_completed() and second.state.is_completed(), \
+        (first.state.message, second.state.message)
+    assert second.start_time >= first.end_time, "two training runs overlapped"
+    assert registry(project) == ([1], 1) and temp_files(project) == []

@@ -74,14 +74,29 @@ def process_start(pid: int) -> float | None:
     system may give a freed pid to another process, never with the same start time."""
     if not _has_proc():  # macOS: ask ps
         return _ps_start(pid)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-    if fields[0] in "ZX":
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    if fields is None or fields[0] in "ZX":
         return None
     return _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat file after "pid (comm) " (state, ppid, pgrp, ...),
+    or None when the process is gone."""
+    try:
+        text = stat.read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _all_stats() -> list[tuple[int, list[str]]]:
+    """(pid, stat fields) of every live process (empty without /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        if (fields := _stat_fields(stat)) is not None:
+            out.append((int(stat.parent.name), fields))
+    return out
 
 
 @functools.cache
@@ -105,16 +120,7 @@ def _ps_start(pid: int) -> float | None:
 
 def process_group(pgid: int) -> list[int]:
     """The live processes of process group `pgid` (read from /proc; empty without it)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] not in "ZX":
-            members.append(int(stat.parent.name))
-    return members
+    return [pid for pid, fields in _all_stats() if int(fields[2]) == pgid and fields[0] not in "ZX"]
 
 
 @dataclass(frozen=True)
@@ -203,13 +209,8 @@ def _reap(pid: int) -> None:
 def process_tree(pid: int) -> list[int]:
     """`pid` and its descendants, parents first (read from /proc; `pid` alone without it)."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        ppid = int(text[text.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(stat.parent.name))
+    for child, fields in _all_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     tree, todo = [], [pid]
     while todo:
         tree.append(todo.pop(0))

@@ -75,17 +75,17 @@ def _dvc(*args: str) -> list[str]:
 
 
 @task(tags=["dvc"], cache_policy=NO_CACHE)
-def dvc_restore(root: Path, stages: list[str]) -> None:
+def dvc_restore(params: Params, stages: list[str]) -> None:
     """After a failed stage, put back the outputs DVC deleted before running it (the last good
     ones recorded in dvc.lock), so the validated window, splits and model stay as they were."""
-    run_logged(_dvc("checkout", "--force", "--allow-missing", *stages), root, offline_env(),
-               "dvc checkout", timeout=project_params().timeouts.dvc_s, knob="timeouts.dvc_s")
+    run_logged(_dvc("checkout", "--force", "--allow-missing", *stages), params.root,
+               offline_env(), "dvc checkout", timeout=params.timeouts.dvc_s, knob="timeouts.dvc_s")
 
 
 @task(tags=["dvc"], cache_policy=NO_CACHE)
-def dvc_push(root: Path) -> None:
-    run_logged(_dvc("push", "-q"), root, offline_env(), "dvc push",
-               timeout=project_params().timeouts.dvc_s, knob="timeouts.dvc_s")
+def dvc_push(params: Params) -> None:
+    run_logged(_dvc("push", "-q"), params.root, offline_env(), "dvc push",
+               timeout=params.timeouts.dvc_s, knob="timeouts.dvc_s")
 
 
 def resolve_batch(params: Params, batch: str | None) -> Path | None:

@@ -111,7 +111,7 @@ def on_stage_failure(params: Params, restore: list[str], stage: str, exc: StageF
     logger = get_run_logger()
     if restore:
         try:
-            dvc_restore(str(params.root), restore)
+            dvc_restore(params, restore)
         except StageFailed as err:
             logger.warning("could not restore earlier outputs: %s", err)
     report_path = params.report_dir("validate") / "report.json"
@@ -153,7 +153,7 @@ def _train(params: Params, trigger: Trigger, token: str) -> dict:
                 raise on_stage_failure(params, restore, stage.name, exc) from None
     finally:
         trigger_file.unlink(missing_ok=True)
-    retry_while_dvc_busy(lambda: dvc_push(root), "dvc push", params)
+    retry_while_dvc_busy(lambda: dvc_push(params), "dvc push", params)
     metrics = json.loads((params.report_dir("evaluate") / "metrics.json").read_text())
     decision = json.loads((params.report_dir("register") / "decision.json").read_text())
     evaluation = (params.report_dir("evaluate") / "summary.md").read_text()

@@ -40,7 +40,7 @@ def batch_errors(batch: Path) -> Iterator[None]:
     batch that does not fit (missing columns, values of the wrong type) or no champion yet.
     The message names the file; of a library's message only the first line is kept."""
     from driftloop.io import DataFileError
-    from driftloop.monitor.drift import BatchError
+    from driftloop.monitor.batch import BatchError
 
     try:
         yield

@@ -21,7 +21,8 @@ from driftloop.config import DriftParams, Params, PolicyParams
 from driftloop.contract.suite import parse_times
 from driftloop.io import list_batches, read_table
 from driftloop.monitor import policy as pol
-from driftloop.monitor.drift import BatchError, check_frames, event_times, feature_frame
+from driftloop.monitor.batch import BatchError, event_times, feature_frame
+from driftloop.monitor.drift import check_frames
 
 _ID_LIKE = 0.5  # text columns with more distinct values than this share of rows are ids
 

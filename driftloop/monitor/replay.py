@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import Params
+from driftloop.contract.suite import parse_times
 from driftloop.gate import compare, decide_promotion
 from driftloop.learn.fit import fit_best
 from driftloop.learn.models import DriftloopModel, as_matrix
@@ -87,7 +88,7 @@ def cut_periods(df: pd.DataFrame, time_col: str, every: Every) -> list[Period]:
     error (a feed outage the replay cannot score)."""
     if time_col not in df.columns:
         raise ReplayError(f"no time column {time_col!r}; columns are {list(df.columns)[:20]}")
-    t = pd.to_datetime(df[time_col], errors="coerce", utc=True, format="mixed")
+    t = parse_times(df[time_col]).dt.tz_localize(UTC)  # the contract's UTC rule, zone kept
     bad = t.isna() & df[time_col].notna()
     if bad.any():
         raise ReplayError(f"column {time_col!r}: {int(bad.sum())} value(s) are not times, e.g. "

@@ -14,7 +14,7 @@ import pandas as pd
 from driftloop import tracking
 from driftloop.config import Params, load_params
 from driftloop.io import newest_batch, read_table, write_parquet
-from driftloop.monitor.drift import BatchError, event_times, feature_frame
+from driftloop.monitor.batch import BatchError, event_times, feature_frame
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,19 +286,13 @@ CHECKPOINT_KEYS = ("key", "model", "opt", "sched", "gen", "rng", "state")
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Tensors and plain types only (so it loads with weights_only=True), written under a
-    unique temp name in the same folder, then renamed: a kill never leaves half a file."""
+    """Tensors and plain types only (so it loads with weights_only=True), written atomically
+    (io's unique temp name in the same folder, then a rename): a kill never leaves half a file."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from driftloop.io import write_file
+
+    write_file(path, lambda tmp: torch.save(payload, tmp))
 
 
 def stale_checkpoint_temps(path: Path) -> list[Path]:

@@ -15,7 +15,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export PREFECT_HOME := $(ROOT)/.prefect
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: install demo down test lint lock repro clean
+.PHONY: install demo down stack stack-down test lint lock repro clean
 
 # Hash-pinned locks made by `make lock`: LOCK is the runtime set (all the worker image gets),
 # DEV_LOCK the test and lint tools.
@@ -56,6 +56,14 @@ demo: install
 
 down:
 	@test -x $(PY) && $(PY) -m driftloop.demo down || true
+
+# The loop on a production-shaped stack (Postgres, S3 store, Prefect and MLflow servers), all
+# state under .stack/; `make stack-down` stops it.
+stack: install
+	$(PY) -m driftloop.stack up
+
+stack-down:
+	@test -x $(PY) && $(PY) -m driftloop.stack down || true
 
 test: install
 	$(PY) -m pytest

@@ -193,7 +193,7 @@ def print_decay(params, version: str) -> None:
               f"labels, {value}{drop}")
 
 
-def summary(root: Path, stack: Stack) -> None:
+def summary(root: Path, stack: Stack, stop: str = "make down") -> None:
     from driftloop.cli import status_report
     from driftloop.config import load_params
 
@@ -226,7 +226,7 @@ def summary(root: Path, stack: Stack) -> None:
           "retrain-on-drift automation)")
     print(f"MLflow UI:  {stack.mlflow_url}  (registry with the gate's evidence per version, "
           "drift-* runs with labelled_auc)")
-    print("Both keep running; `make down` stops them.")
+    print(f"Both keep running; `{stop}` stops them.")
 
 
 def up(root: Path) -> None:

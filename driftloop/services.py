@@ -251,6 +251,8 @@ class Stack:
     prefect_port: int = 4200
     mlflow_port: int = 5000
     pool: str = "local"
+    # what stop() stops, in this order (workers first, databases last)
+    SERVICES = ("worker", "mlflow", "prefect-server")
 
     @property
     def run_dir(self) -> Path:
@@ -268,13 +270,16 @@ class Stack:
         return offline_env(PREFECT_HOME=str(self.root / ".prefect"),
                            PREFECT_API_URL=self.prefect_api, DRIFTLOOP_ROOT=str(self.root))
 
-    def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        """Start `cmd` in a process group of its own and record it in .run/<name>.pid."""
+    def _start(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
+               **popen) -> subprocess.Popen:
+        """Start `cmd` in a process group of its own and record it in .run/<name>.pid; `env`
+        replaces this stack's environment, `popen` goes to Popen (user=, group=, cwd=)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        popen.setdefault("cwd", self.root)
         with open(self.log(name), "ab") as log:
-            proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(), stdout=log,
+            proc = subprocess.Popen(cmd, env=self.env() if env is None else env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+                                    start_new_session=True, **popen)
         ProcessRecord.of(proc.pid).write(self.run_dir / f"{name}.pid")
         return proc
 
@@ -289,12 +294,14 @@ class Stack:
         except (OSError, ValueError, KeyError):
             return None
 
-    def start_prefect(self) -> None:
+    def start_prefect(self, **server_env: str) -> None:
+        """`server_env`: settings for the server process alone (e.g. its database URL)."""
         health = f"{self.prefect_api}/health"
         if healthy(health):
             return
         proc = self._start("prefect-server", [str(BIN / "prefect"), "server", "start", "--host",
-                                              "127.0.0.1", "--port", str(self.prefect_port)])
+                                              "127.0.0.1", "--port", str(self.prefect_port)],
+                           env={**self.env(), **server_env})
         wait_healthy(health, PREFECT_START_S, proc, self.log("prefect-server"))
 
     def start_mlflow(self, tracking_uri: str, artifact_root: Path) -> None:
@@ -351,7 +358,7 @@ class Stack:
         """Stop what this stack started, workers first: each recorded process group, only while
         its leader is still the process recorded (pid and start time), never a reused pid."""
         report = StopReport()
-        for name in ("worker", "mlflow", "prefect-server"):
+        for name in self.SERVICES:
             pid_file = self.run_dir / f"{name}.pid"
             rec = self.record(name)
             if rec is None:

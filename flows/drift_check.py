@@ -117,7 +117,8 @@ def _publish(params: Params, result: dict) -> None:
                                    "missing_reference", "missing_current", "drifted", "why")}
                 for c in result["columns"]]
         create_table_artifact(key="drift-columns", table=rows,
-                              description=f"per-feature drift for {result['batch']}")
+                              description=f"per-feature drift for {result['batch']}: "
+                                          f"{result['status']}, {result['reason']}"[:1000])
     if windows := result.get("labelled_windows"):
         create_table_artifact(
             key="champion-performance",
@@ -161,7 +162,7 @@ def monitoring_page(params: Params, result: dict) -> None:
         from mlflow import MlflowClient
 
         page = write_monitoring_page(params.report_dir("drift"), params.path("monitoring_page"),
-                                     drift_share=params.drift.drift_share,
+                                     drift_share=drift_stage.verdict_share(params),
                                      title=f"{params.project.name} monitoring")
         run_id = result.get("mlflow_run_id")
         if run_id:

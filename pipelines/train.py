@@ -45,7 +45,7 @@ def run(params: Params) -> dict:
     with mlflow.start_run(run_name="train") as parent:
         mlflow.log_params({"task": task, "train_rows": len(train), "val_rows": len(val),
                            "candidates": ",".join(params.train.candidates),
-                           "class_weight": params.train.class_weight,
+                           "class_weight": params.train.class_weight, "engine": params.train.engine,
                            "recency_half_life_days": params.train.recency_half_life_days})
         trained = fit_best(params, train, val, checkpoint=params.path("checkpoint"),
                            on_candidate=log_candidate)

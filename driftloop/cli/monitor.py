@@ -76,6 +76,12 @@ def backtest(
     params: ParamsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help='print {"checks": [...], '
                                                          '"retrains": [...]}')] = False,
+    null: Annotated[int, typer.Option("--null", help="also check N null batches resampled "
+                                                     "from the reference: false retrains per "
+                                                     "year")] = 0,
+    onset: Annotated[int | None, typer.Option("--onset", help="also check K null batches, then "
+                                                             "the batch files: detection "
+                                                             "delay")] = None,
 ) -> None:
     """When would the policy have retrained on these batches, and why? Changes no state."""
     from driftloop.io import DataFileError, list_batches
@@ -84,9 +90,11 @@ def backtest(
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         p = load_params(params)
-        with progress_bar("backtest", len(list_batches(batches)), enabled=not as_json) as advance:
+        n = len(list_batches(batches))
+        total = n + null + (n + onset if onset is not None else 0)
+        with progress_bar("backtest", total, enabled=not as_json) as advance:
             out = bt.run(p, reference, batches, target=target, id_col=id_col, time_col=time_col,
-                         progress=advance)
+                         null_periods=null, onset=onset, progress=advance)
     except (ParamsError, DataFileError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -105,6 +113,8 @@ def backtest(
         typer.echo(f"{c['batch']}: {c['status']} (share {share}) -> {c['action']}: {c['why']}")
     typer.echo(f"{len(out['retrains'])} retrain(s)" + "".join(
         f"\n  after {r['batch']} ({r['at'][:10]}): {r['why']}" for r in out["retrains"]))
+    for line in streams_text(out):
+        typer.echo(line)
 
 
 def replay(
@@ -124,6 +134,14 @@ def replay(
                                                   "summary.json here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help='print {"periods": [...], '
                                                          '"summary": {...}} only')] = False,
+    null: Annotated[int, typer.Option("--null", help="also watch N null periods resampled from "
+                                                     "the first champion's reference: false "
+                                                     "retrains per year")] = 0,
+    onset: Annotated[int | None, typer.Option("--onset", help="also watch K null periods, then "
+                                                             "the data's periods after the "
+                                                             "first window until a retrain: "
+                                                             "detection delay")]
+    = None,
 ) -> None:
     """Does the retrain policy pay on this data? The policy against never retraining and
     retraining every period, with the project's training, drift check, policy and gate."""
@@ -142,7 +160,8 @@ def replay(
         with progress_bar("replay", max(total - initial_periods, 0), enabled=not as_json) as advance:
             result = rp.run_replay(p, df, target=target, time_col=time_col, id_col=id_col,
                                    every=every, initial_periods=initial_periods,
-                                   label_delay=label_delay_periods, drop=drops, progress=advance)
+                                   label_delay=label_delay_periods, drop=drops,
+                                   null_periods=null, onset=onset, progress=advance)
         written = rp.write_outputs(result, out) if out else []
     except (ParamsError, DataFileError, ValueError) as exc:
         typer.echo(f"error: {data}: {exc}", err=True)
@@ -176,7 +195,29 @@ def replay_text(result: dict) -> str:
     gap = s["gap_closed"]
     lines.append("policy closes " + ("n/a (never and always tie)" if gap is None else f"{gap:.0%}")
                  + " of the never -> always gap")
+    lines += streams_text(s)
     return "\n".join(lines)
+
+
+def streams_text(summary: dict) -> list[str]:
+    """The null stream's false alarms and the onset stream's delays, when run (pure)."""
+    lines = []
+    if n := summary.get("null"):
+        lines.append(f"null stream ({n['periods']} {n['every']}s resampled from the reference): "
+                     f"{n['false_retrains']} false retrain(s), "
+                     f"{n['false_retrains_per_year']:.2f} per year; {n['false_drift']} false "
+                     f"drift verdict(s), {n['false_drift_per_year']:.2f} per year")
+    if o := summary.get("onset"):
+        def delay(v):
+            return "never" if v is None else f"{v} period(s)"
+        drop = o.get("metric_drop_after_onset")
+        lines.append(f"onset stream (shift at period {o['onset']} of {o['periods']}): drift "
+                     f"detected after {delay(o['detection_delay'])}, retrain asked after "
+                     f"{delay(o['retrain_delay'])}; before the onset "
+                     f"{o['false_drift_before_onset']} false drift verdict(s), "
+                     f"{o['false_retrains_before_onset']} false retrain(s); metric drop after "
+                     "the onset " + ("n/a" if drop is None else f"{drop:.3f}"))
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -67,6 +67,11 @@ def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFr
             from driftloop.learn.tune import tune_xgboost
 
             hp = tune_xgboost(pre, train, val, target, hp, t.tuning, t.seed, t.class_weight)
+        if t.engine == "dask":  # the search above runs locally; the final fit on the cluster
+            from driftloop.learn.dask_engine import fit_xgboost_on_dask
+
+            return fit_xgboost_on_dask(t.dask, pre, train, val, target, hp, t.seed,
+                                       t.class_weight, sample_weight=sample_weight)
         return train_xgboost(pre, train, val, target, hp, t.seed, t.class_weight,
                              sample_weight=sample_weight)
     fit = train_mlp(pre, train, val, target, t.mlp, t.seed, t.class_weight, checkpoint=checkpoint,

@@ -15,11 +15,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftParams, Params, PolicyParams
 from driftloop.contract.suite import parse_times
 from driftloop.io import list_batches, read_table
+from driftloop.monitor import nullstream as ns
 from driftloop.monitor import policy as pol
 from driftloop.monitor.batch import BatchError, event_times, feature_frame
 from driftloop.monitor.drift import check_frames
@@ -88,10 +90,45 @@ def replay(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
             "final_state": asdict(state)}
 
 
+def streams(reference: pd.DataFrame, batches: list[tuple[str, pd.DataFrame]], *,
+            numerical: list[str], categorical: list[str], dp: DriftParams, policy: PolicyParams,
+            target: str | None = None, null_periods: int = 0, onset: int | None = None,
+            progress: Callable[[int], None] | None = None) -> dict:
+    """False alarms on a null stream of `null_periods` batches resampled from `reference`
+    (the median batch's rows each), and detection delay on `onset` such batches followed by
+    `batches` (see nullstream). One week per batch, as `replay` counts without a time column."""
+    out: dict = {}
+    if not null_periods and onset is None:
+        return out
+    if null_periods < 0 or (onset is not None and onset < 0):
+        raise ValueError(f"--null {null_periods} and --onset {onset} must not be negative")
+    rows = int(np.median([len(df) for _, df in batches])) if batches else len(reference)
+
+    def run_stream(frames: list[pd.DataFrame], prefix: str) -> dict:
+        named = [(f"{prefix}-{i:03d}", f) for i, f in enumerate(frames)]
+        return replay(reference, named, numerical=numerical, categorical=categorical, dp=dp,
+                      policy=policy, target=target, progress=progress)
+
+    if null_periods:
+        got = run_stream(ns.null_stream(reference, null_periods, rows, dp.seed), "null")
+        out["null"] = {**ns.null_figures([c["status"] for c in got["checks"]],
+                                         [c["action"] for c in got["checks"]], "week"),
+                       "rows_per_period": rows, "checks": got["checks"]}
+    if onset is not None:
+        frames = ns.onset_stream(reference, [df for _, df in batches], onset=onset, rows=rows,
+                                 seed=dp.seed + 1)
+        got = run_stream(frames, "onset")
+        out["onset"] = {**ns.onset_figures([c["status"] for c in got["checks"]],
+                                           [c["action"] for c in got["checks"]], onset, "week"),
+                        "rows_per_period": rows, "checks": got["checks"]}
+    return out
+
+
 def run(params: Params, reference: Path, batches: Path, *, target: str | None = None,
-        id_col: str | None = None, time_col: str | None = None,
-        progress: Callable[[int], None] | None = None) -> dict:
-    """`replay` on the files of `batches`; `progress(1)` after each file checked."""
+        id_col: str | None = None, time_col: str | None = None, null_periods: int = 0,
+        onset: int | None = None, progress: Callable[[int], None] | None = None) -> dict:
+    """`replay` on the files of `batches`; `progress(1)` after each file checked. With
+    `null_periods` / `onset`, `streams` too: its figures under "null" / "onset"."""
     ref = read_table(reference)
     files = list_batches(batches)
     if not files:
@@ -126,6 +163,9 @@ def run(params: Params, reference: Path, batches: Path, *, target: str | None = 
         frames.append((f.name, feature_frame(df, numerical=num, categorical=cat, source=str(f))))
     out = replay(ref, frames, numerical=num, categorical=cat, dp=params.drift,
                  policy=params.policy, time_col=time_col, target=target, progress=progress)
+    out.update(streams(ref, frames, numerical=num, categorical=cat, dp=params.drift,
+                       policy=params.policy, target=target, null_periods=null_periods,
+                       onset=onset, progress=progress))
     out["features"]["source"] = source
     out["reference"] = {"file": reference.name, "rows": len(ref)}
     return out

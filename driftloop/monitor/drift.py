@@ -23,7 +23,7 @@ import pandas as pd
 from driftloop import tracking
 from driftloop.config import DriftParams, EstimateParams, Params, load_params
 from driftloop.io import newest_batch, read_table, write_file, write_json
-from driftloop.monitor import drift_stats
+from driftloop.monitor import drift_stats, multitest
 from driftloop.monitor.batch import BatchError, feature_frame
 
 log = logging.getLogger(__name__)
@@ -103,17 +103,32 @@ def judge_columns(summary: DriftSummary, *, floors: dict[str, float],
 
 
 def decide_drift(summary: DriftSummary | None, *, rows: int, min_rows: int,
-                 drift_share: float) -> Verdict:
-    """Drift when the share of drifted features reaches `drift_share`; small batches never count."""
+                 drift_share: float, rule: multitest.DatasetRule | None = None) -> Verdict:
+    """Drift when the share of drifted features reaches `drift_share` and, with a `rule`,
+    their count reaches `rule.required` (many features tested at once: see multitest);
+    small batches never count."""
     if rows < min_rows or summary is None:
         return Verdict("insufficient_data", f"{rows} rows is below drift.min_rows={min_rows}")
     feats = [c for c in summary.columns if c.column != PREDICTION]
     drifted = [c.column for c in feats if c.drifted]
-    if summary.share >= drift_share:
+    why = f" ({rule.text()})" if rule else ""
+    if summary.share >= drift_share and (rule is None or summary.count >= rule.required):
         return Verdict("drift", f"{summary.count} of {len(feats)} features drifted "
-                                f"(share {summary.share:.2f} >= {drift_share}): {drifted}")
-    return Verdict("no_drift", f"share of drifted features {summary.share:.2f} < {drift_share}"
-                               + (f" (drifted: {drifted})" if drifted else ""))
+                                f"(share {summary.share:.2f} >= {drift_share}){why}: {drifted}")
+    return Verdict("no_drift", f"{summary.count} of {len(feats)} features drifted (share "
+                               f"{summary.share:.2f}, drift_share {drift_share}){why}"
+                               + (f"; drifted: {drifted}" if drifted else ""))
+
+
+def verdict_share(params: Params) -> float:
+    """The share of the project's features that makes dataset drift under its rule (what a
+    chart of the drift share should draw its line at): `drift.drift_share`, raised by the
+    rule's count (see multitest.dataset_rule)."""
+    dp, n = params.drift, len(params.data.features)
+    rule = multitest.dataset_rule(n, correction=dp.correction, family_alpha=dp.family_alpha,
+                                  drift_share=dp.drift_share, noise_rounds=dp.noise_rounds,
+                                  noise_quantile=dp.noise_quantile)
+    return rule.required / max(n, 1)
 
 
 def feature_methods(reference: pd.DataFrame, numerical: list[str], categorical: list[str],
@@ -142,14 +157,14 @@ def column_thresholds(methods: dict[str, str], floors: dict[str, float], *, thre
 
 def _evidently(reference: pd.DataFrame, current: pd.DataFrame, methods: dict[str, str],
                numerical: list[str], categorical: list[str], dp: DriftParams, extra: list,
-               thresholds: dict[str, float]):
+               thresholds: dict[str, float], drift_share: float):
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     num = [*numerical, *([PREDICTION] if PREDICTION in current else [])]
     dd = DataDefinition(numerical_columns=num, categorical_columns=categorical)
     cols = [*num, *categorical]
-    preset = DataDriftPreset(columns=[*numerical, *categorical], drift_share=dp.drift_share,
+    preset = DataDriftPreset(columns=[*numerical, *categorical], drift_share=drift_share,
                              per_column_method=dict(methods),
                              per_column_threshold={c: thresholds[c] for c in methods},
                              threshold=dp.threshold)
@@ -172,15 +187,17 @@ def check_frames(reference: pd.DataFrame, current: pd.DataFrame, *, numerical: l
     if rows < dp.min_rows:
         v = decide_drift(None, rows=rows, min_rows=dp.min_rows, drift_share=dp.drift_share)
         return None, {**base, "status": v.status, "reason": v.reason, "share": None,
-                      "drifted_columns": [], "columns": [], "prediction_drift": None}
+                      "drifted_columns": [], "columns": [], "prediction_drift": None,
+                      "rule": None}
     ref = subsample(reference, dp.max_rows, dp.seed)
     cur = subsample(current, dp.max_rows, dp.seed)
     methods = feature_methods(ref, numerical, categorical, dp)
     with_prediction = PREDICTION in cur and PREDICTION in ref
     methods_all = {**methods, PREDICTION: "wasserstein"} if with_prediction else methods
-    floors = {c: drift_stats.noise_floor(m, ref[c], len(cur), numerical=c not in categorical,
-                                         rounds=dp.noise_rounds, quantile=dp.noise_quantile,
-                                         seed=dp.seed) for c, m in methods_all.items()}
+    rule = multitest.dataset_rule(len(features), correction=dp.correction,
+                                  family_alpha=dp.family_alpha, drift_share=dp.drift_share,
+                                  noise_rounds=dp.noise_rounds, noise_quantile=dp.noise_quantile)
+    floors = feature_floors(ref, cur, methods_all, categorical, dp, rule)
     thresholds = column_thresholds(methods_all, floors, threshold=dp.threshold,
                                    prediction_threshold=dp.prediction_threshold)
     extra = []
@@ -189,12 +206,15 @@ def check_frames(reference: pd.DataFrame, current: pd.DataFrame, *, numerical: l
 
         extra.append(ValueDrift(column=PREDICTION, method="wasserstein",
                                 threshold=thresholds[PREDICTION]))
-    snap = _evidently(ref, cur, methods, numerical, categorical, dp, extra, thresholds)
+    # the report's dataset test gets the rule's count as a share, so it says what the verdict says
+    snap = _evidently(ref, cur, methods, numerical, categorical, dp, extra, thresholds,
+                      drift_share=rule.required / max(len(features), 1))
     missing = {c: (drift_stats.missing_share(ref[c]), drift_stats.missing_share(cur[c]))
                for c in methods_all}
     summary = judge_columns(parse_report(snap.dict()), floors=floors, missing=missing,
                             missing_increase=dp.missing_increase, features=features)
-    v = decide_drift(summary, rows=rows, min_rows=dp.min_rows, drift_share=dp.drift_share)
+    v = decide_drift(summary, rows=rows, min_rows=dp.min_rows, drift_share=dp.drift_share,
+                     rule=rule)
     pred = next((c for c in summary.columns if c.column == PREDICTION), None)
     return snap, {
         **base, "sampled_rows": len(cur), "sampled_reference_rows": len(ref),
@@ -202,8 +222,35 @@ def check_frames(reference: pd.DataFrame, current: pd.DataFrame, *, numerical: l
         "drifted_columns": [c.column for c in summary.columns
                             if c.drifted and c.column != PREDICTION],
         "columns": [asdict(c) for c in summary.columns if c.column != PREDICTION],
-        "prediction_drift": asdict(pred) if pred else None,
+        "prediction_drift": asdict(pred) if pred else None, "rule": asdict(rule),
     }
+
+
+def feature_floors(ref: pd.DataFrame, cur: pd.DataFrame, methods: dict[str, str],
+                   categorical: list[str], dp: DriftParams,
+                   rule: multitest.DatasetRule) -> dict[str, float]:
+    """Per column, the effect size chance alone may reach at this batch size. binomial: the
+    `noise_quantile` of `noise_rounds` bootstrap rounds. holm / bh: for the features, the
+    statistic whose corrected bootstrap p-value is `family_alpha` (rounds raised as the rule
+    says); the prediction column, reported apart, keeps the plain floor."""
+    # a statistic sees the batch's non-missing values only: a mostly-missing column is a small
+    # sample, and its floor must be that small sample's
+    present = {c: len(drift_stats._clean(cur[c])) for c in methods}
+    plain = {c: drift_stats.noise_floor(m, ref[c], present[c], numerical=c not in categorical,
+                                        rounds=dp.noise_rounds, quantile=dp.noise_quantile,
+                                        seed=dp.seed)
+             for c, m in methods.items() if rule.correction == "binomial" or c == PREDICTION}
+    if rule.correction == "binomial":
+        return plain
+    nulls = {c: multitest.null_statistics(m, ref[c], present[c], numerical=c not in categorical,
+                                          rounds=rule.rounds, seed=dp.seed)
+             for c, m in methods.items() if c != PREDICTION}
+    feats = {c: m for c, m in methods.items() if c != PREDICTION}
+    tests = multitest.feature_tests(ref, cur, feats, categorical=categorical, nulls=nulls,
+                                    quantile=dp.noise_quantile)
+    return {**plain, **multitest.corrected_floors({t.column: t.pvalue for t in tests}, nulls,
+                                                  alpha=rule.family_alpha,
+                                                  correction=rule.correction)}
 
 
 @dataclass(frozen=True)
@@ -311,6 +358,8 @@ def _log_mlflow(out: Path, result: dict) -> str:
     import mlflow
 
     metrics = {"drift_share": result["share"], "rows": result["rows"]}
+    if rule := result.get("rule"):
+        metrics["drift_required"] = rule["required"]  # drifted features that make dataset drift
     if result["prediction_drift"]:
         metrics["prediction_drift"] = result["prediction_drift"]["score"]
     series = {}

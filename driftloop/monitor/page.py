@@ -346,6 +346,29 @@ def _replay_summary(summary: dict, metric: str) -> str:
             + (f'<p class="note">gap closed by the policy (never -> always): {gap}</p>' if gap else ""))
 
 
+def _streams_section(summary: dict) -> str:
+    """False alarms on the null stream and detection delay on the onset stream, if run."""
+    rows = []
+    if n := summary.get("null"):
+        rows.append(["null stream", esc(f"{n['periods']} {n['every']}s"),
+                     esc(f"{n['false_retrains']} ({fmt(n['false_retrains_per_year'], '.2f')}/year)"),
+                     esc(f"{n['false_drift']} ({fmt(n['false_drift_per_year'], '.2f')}/year)"),
+                     "", ""])
+    if o := summary.get("onset"):
+        rows.append(["onset stream", esc(f"{o['periods']} {o['every']}s, onset at {o['onset']}"),
+                     esc(o["false_retrains_before_onset"]), esc(o["false_drift_before_onset"]),
+                     esc("never" if o["detection_delay"] is None else o["detection_delay"]),
+                     fmt(o.get("metric_drop_after_onset"), ".3f")])
+    if not rows:
+        return ""
+    return ("<h2>False alarms and detection delay</h2>" + table(
+        ["stream", "periods", "false retrains", "false drift verdicts",
+         "detection delay (periods)", "metric drop after onset"], rows)
+        + '<p class="note">Null stream: periods resampled from the champion\'s drift reference, '
+          "so every drift verdict and retrain is false. Onset stream: null periods, then the "
+          "data's own periods after the champion's window.</p>")
+
+
 def _periods_table(periods: Sequence[dict], labels: list[str], metric: str,
                    strategies: list[str]) -> str:
     rows = []
@@ -378,7 +401,7 @@ def replay_page(result: dict, *, title: str = "driftloop replay",
             + ". Dashed purple: the policy asked for a retrain; solid green: the gate promoted "
             "the challenger (it serves from the next period).</p>"]
     if summary:
-        body.append(_replay_summary(summary, metric))
+        body += [_replay_summary(summary, metric), _streams_section(summary)]
     if not periods:
         return html_page(title, [*body, "<p>No periods replayed.</p>"])
     series = [Series(s, [p.get(f"{metric}_{s}") for p in periods], STRATEGY_COLOR[s])

@@ -34,6 +34,7 @@ from driftloop.gate import compare, decide_promotion
 from driftloop.learn.fit import fit_best
 from driftloop.learn.models import DriftloopModel, as_matrix
 from driftloop.metrics import TASK_METRICS, encode_target, higher_is_better, metric_fn, task_metrics
+from driftloop.monitor import nullstream as ns
 from driftloop.monitor import policy as pol
 from driftloop.monitor.backtest import infer_features
 from driftloop.monitor.drift import PREDICTION, check_frames
@@ -188,9 +189,12 @@ def _realized(p: Params, served: Served, frame: pd.DataFrame, label: str) -> tup
 
 def run_replay(params: Params, df: pd.DataFrame, *, target: str, time_col: str,
                id_col: str | None = None, every: Every = "month", initial_periods: int,
-               label_delay: int, drop: list[str] = (),
+               label_delay: int, drop: list[str] = (), null_periods: int = 0,
+               onset: int | None = None,
                progress: Callable[[int], None] | None = None) -> dict:
-    """{"periods": [...], "summary": {...}} for the three strategies (no I/O)."""
+    """{"periods": [...], "summary": {...}} for the three strategies (no I/O). With
+    `null_periods` and/or `onset`, the first champion also watches a null stream and an
+    onset stream (`run_streams`): their figures join the summary, their rows `streams`."""
     if initial_periods < 1 or label_delay < 0:
         raise ReplayError("--initial-periods must be >= 1 and --label-delay-periods >= 0")
     p = replay_params(params, df, target=target, time_col=time_col, id_col=id_col, drop=list(drop))
@@ -263,11 +267,110 @@ def run_replay(params: Params, df: pd.DataFrame, *, target: str, time_col: str,
         rows.append(row)
         if progress is not None:
             progress(1)
-    return {"periods": rows, "summary": _summary(rows, metric, retrains, promotions),
+    summary = _summary(rows, metric, retrains, promotions)
+    streams = run_streams(p, first, [q.frame for q in periods[initial_periods:]], every=every,
+                          label_delay=label_delay, null_periods=null_periods, onset=onset)
+    summary.update({k: {f: v for f, v in s.items() if f != "rows"} for k, s in streams.items()})
+    return {"periods": rows, "summary": summary, "streams": streams,
             "setup": {"trainings": len(fitted), "task": p.task, "metric": metric, "every": every,
                       "initial_periods": initial_periods, "label_delay_periods": label_delay,
                       "numerical": d.numerical, "categorical": d.categorical,
                       "first_test_metric": first.test_metric}}
+
+
+def replay_streams(params: Params, df: pd.DataFrame, *, target: str, time_col: str,
+                   id_col: str | None = None, every: Every = "month", initial_periods: int,
+                   label_delay: int, drop: list[str] = (), null_periods: int = 0,
+                   onset: int | None = None) -> dict:
+    """Only the null and onset streams of `run_replay`, with the same first champion: one
+    training instead of one per period (no I/O)."""
+    if initial_periods < 1 or label_delay < 0:
+        raise ReplayError("--initial-periods must be >= 1 and --label-delay-periods >= 0")
+    p = replay_params(params, df, target=target, time_col=time_col, id_col=id_col, drop=list(drop))
+    periods = cut_periods(df.drop(columns=list(drop)), time_col, every)
+    if len(periods) <= initial_periods:
+        raise ReplayError(f"{len(periods)} {every}s of data: more than --initial-periods "
+                          f"{initial_periods} are needed")
+    first, _ = train_served(p, pd.concat([q.frame for q in periods[:initial_periods]],
+                                         ignore_index=True), 1)
+    streams = run_streams(p, first, [q.frame for q in periods[initial_periods:]], every=every,
+                          label_delay=label_delay, null_periods=null_periods, onset=onset)
+    summary = {"metric": p.register_.metric,
+               **{k: {f: v for f, v in s.items() if f != "rows"} for k, s in streams.items()}}
+    return {"summary": summary, "streams": streams,
+            "setup": {"task": p.task, "metric": p.register_.metric, "every": every,
+                      "initial_periods": initial_periods, "label_delay_periods": label_delay,
+                      "first_test_metric": first.test_metric}}
+
+
+def watch(p: Params, champ: Served, frames: list[pd.DataFrame], *, baselines: list[float],
+          start: pd.Timestamp, every: Every, label_delay: int, prefix: str,
+          stop_at_retrain_from: int | None = None) -> list[dict]:
+    """The real drift check and retrain policy over `frames`, `champ` served throughout: a
+    retrain asked for is counted, not done (on a null stream it is a false one). A period's
+    labels land `label_delay` periods later; its metric drop is against its baseline. With
+    `stop_at_retrain_from`, the watch ends at the first retrain from that period on (a new
+    champion would serve after it)."""
+    d, metric = p.data, p.register_.metric
+    step = pd.Timedelta(days=ns.PERIOD_DAYS[every])
+    state, rows, drops = pol.State(), [], []
+    for i, frame in enumerate(frames):
+        key = f"{prefix}-{i:03d}"
+        value, pred = _realized(p, champ, frame, key)
+        drops.append(performance_drop(metric, baselines[i], value))
+        _, check = check_frames(champ.reference, frame.assign(**{PREDICTION: _score_column(pred)}),
+                                numerical=d.numerical, categorical=d.categorical, dp=p.drift)
+        labelled = i - label_delay
+        decision, state = pol.decide(state, pol.Check(
+            key=key, status=check["status"], champion=str(champ.version),
+            perf_key=f"{prefix}-{labelled:03d}" if labelled >= 0 else None,
+            perf_drop=drops[labelled] if labelled >= 0 else None,
+            labelled={f"{prefix}-{j:03d}": len(frames[j]) for j in range(labelled + 1)}),
+            now=(start + step * (i + 1)).to_pydatetime(), policy=p.policy)
+        rows.append({"period": key, "rows": len(frame), metric: value, "drop": drops[i],
+                     "drift_status": check["status"], "drift_share": check["share"],
+                     "drifted_columns": check["drifted_columns"], "action": decision.action,
+                     "reason": decision.reason})
+        if (stop_at_retrain_from is not None and i >= stop_at_retrain_from
+                and decision.action == "retrain"):
+            break
+    return rows
+
+
+def run_streams(p: Params, champ: Served, later: list[pd.DataFrame], *, every: Every,
+                label_delay: int, null_periods: int = 0, onset: int | None = None) -> dict:
+    """False alarms and detection delay of the policy with `champ` (see nullstream).
+    Null periods are resampled from the champion's drift reference, with the rows of the
+    data's median period; their metric drop is measured against the champion's metric on
+    that reference (so only sampling error moves it). `later` (the data's periods after the
+    champion's window) follows `onset` null periods, until the first retrain after the onset;
+    their drop is against its test metric."""
+    out: dict = {}
+    if not null_periods and onset is None:
+        return out
+    if null_periods < 0 or (onset is not None and onset < 0):
+        raise ReplayError(f"--null {null_periods} and --onset {onset} must not be negative")
+    rows = int(np.median([len(f) for f in later])) if later else len(champ.reference)
+    pool = champ.reference.drop(columns=[PREDICTION])
+    in_sample, _ = _realized(p, champ, pool, "the champion's reference")
+    start = champ.trained_until
+    if null_periods:
+        frames = ns.null_stream(pool, null_periods, rows, p.drift.seed)
+        got = watch(p, champ, frames, baselines=[in_sample] * len(frames), start=start,
+                    every=every, label_delay=label_delay, prefix="null")
+        out["null"] = {**ns.null_figures([r["drift_status"] for r in got],
+                                         [r["action"] for r in got], every),
+                       "rows_per_period": rows, "rows": got}
+    if onset is not None:
+        frames = ns.onset_stream(pool, later, onset=onset, rows=rows, seed=p.drift.seed + 1)
+        got = watch(p, champ, frames, baselines=[in_sample] * onset
+                    + [champ.test_metric] * len(later), start=start, every=every,
+                    label_delay=label_delay, prefix="onset", stop_at_retrain_from=onset)
+        out["onset"] = {**ns.onset_figures([r["drift_status"] for r in got],
+                                           [r["action"] for r in got], onset, every,
+                                           [r["drop"] for r in got]),
+                        "rows_per_period": rows, "rows": got}
+    return out
 
 
 def _challenge(p: Params, serving: dict[str, Served], candidate: tuple[Served, pd.DataFrame],

@@ -108,3 +108,47 @@ def test_feature_methods_by_type_and_seeded_subsample():
     a, b = subsample(df, 10, 0), subsample(df, 10, 0)
     assert len(a) == 10 and a.equals(b) and not a.equals(subsample(df, 10, 1))
     assert subsample(df, 1000, 0) is df
+
+
+@pytest.mark.parametrize("kind", ["continuous", "discrete", "binned", "categorical"])
+@pytest.mark.parametrize("method", ["wasserstein", "psi", "jensenshannon"])
+def test_bootstrap_from_counts_equals_the_statistic_on_the_drawn_rows(kind, method):
+    """The noise floor counts each draw per distinct value instead of handing `statistic`
+    the drawn rows: the figures must be the same draws' figures."""
+    if kind == "categorical" and method == "wasserstein":
+        pytest.skip("wasserstein is for numbers")
+    rng = np.random.default_rng(4)
+    ref = {"continuous": rng.lognormal(size=900),
+           "discrete": rng.integers(0, 6, 900).astype(float),
+           "binned": rng.integers(0, 35, 900).astype(float),
+           "categorical": rng.choice(list("abcdefg"), 900, p=[.4, .2, .2, .1, .05, .04, .01])}[kind]
+    ref = pd.Series(ref, dtype=object if kind == "categorical" else float)
+    ref[::97] = None  # missing values are dropped first
+    numerical = kind != "categorical"
+    fast = drift_stats.bootstrap_statistics(method, ref, 150, numerical=numerical, rounds=25,
+                                            seed=7)
+    clean, draws = drift_stats._clean(ref).to_numpy(), np.random.default_rng(7)
+    slow = [drift_stats.statistic(method, draws.choice(clean, len(clean)),
+                                  draws.choice(clean, 150), numerical=numerical)
+            for _ in range(25)]
+    np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-12)
+
+
+def test_a_mostly_missing_columns_floor_is_that_of_its_few_values():
+    """94 % of `company` is missing: the batch's 60 values are a small sample, and the floor
+    must be a 60-row floor, not a 1000-row one (else chance crosses it every other week)."""
+    from driftloop.monitor import multitest
+    from driftloop.monitor.drift import feature_floors
+
+    dp = section("drift")
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({"company": rng.choice(list("abcdefghij"), 2000).astype(object)})
+    cur = pd.DataFrame({"company": rng.choice(list("abcdefghij"), 1000).astype(object)})
+    ref.loc[ref.index % 16 != 0, "company"] = None
+    cur.loc[cur.index[60:], "company"] = None
+    rule = multitest.dataset_rule(1, correction="binomial", family_alpha=0.01, drift_share=0.25,
+                                  noise_rounds=dp.noise_rounds, noise_quantile=dp.noise_quantile)
+    floor = feature_floors(ref, cur, {"company": "jensenshannon"}, ["company"], dp, rule)
+    kw = dict(numerical=False, rounds=dp.noise_rounds, quantile=dp.noise_quantile, seed=dp.seed)
+    assert floor["company"] == drift_stats.noise_floor("jensenshannon", ref["company"], 60, **kw)
+    assert floor["company"] > 1.3 * drift_stats.noise_floor("jensenshannon", ref["company"], 1000, **kw)

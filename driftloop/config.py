@@ -39,6 +39,7 @@ class PathParams(_Frozen):
     trigger: Path
     mlflow_artifacts: Path
     locks: Path                 # lock files: one training run at a time, moves of @champion
+    validate_cache: Path        # verdicts of batches already checked (validate.cache); never DVC-tracked
 
 
 class DataParams(_Frozen):
@@ -81,6 +82,7 @@ class ValidateParams(_Frozen):
     clock_skew_minutes: int = Field(ge=0)     # events up to this far in the future are tolerated
     leakage: LeakageParams
     workers: int = Field(ge=0)                # processes checking batches; 0: one per core
+    cache: bool                               # skip batches that already passed this contract
 
 
 class SplitParams(_Frozen):
@@ -140,11 +142,22 @@ class TuningParams(_Frozen):
     seed: int
 
 
+class DaskParams(_Frozen):
+    """Where `train.engine: dask` trains XGBoost (driftloop/learn/dask_engine.py)."""
+    address: str                               # scheduler address; "": a LocalCluster sized below
+    workers: int = Field(gt=0)                 # LocalCluster worker processes (1: one in-process worker)
+    threads_per_worker: int = Field(gt=0)
+    memory_limit: str                          # per worker: "auto", "4GiB", "0" (no limit)
+    connect_timeout_s: float = Field(gt=0)     # scheduler and workers must answer within this
+
+
 class TrainParams(_Frozen):
     seed: int
     candidates: list[Literal["xgboost", "mlp"]]
     class_weight: Literal["none", "balanced"]
     recency_half_life_days: float | None = Field(gt=0)
+    engine: Literal["local", "dask"]           # where XGBoost trains; the MLP always trains locally
+    dask: DaskParams
     xgboost: XGBParams
     mlp: MLPParams
     tuning: TuningParams
@@ -181,6 +194,8 @@ class DriftParams(_Frozen):
     threshold: float = Field(gt=0)
     noise_rounds: int = Field(ge=0)
     noise_quantile: float = Field(gt=0, le=1)
+    correction: Literal["binomial", "holm", "bh"]  # dataset rule over many features (monitor/multitest.py)
+    family_alpha: float = Field(gt=0, lt=1)        # false-alarm chance per check that rule aims at
     missing_increase: float = Field(gt=0, le=1)
     prediction_threshold: float = Field(gt=0)
     min_labels: int = Field(gt=0)

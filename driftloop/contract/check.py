@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from driftloop.config import Params, ValidateParams
+from driftloop.contract.cache import Verdict, column_ranges
 from driftloop.contract.failure import SAMPLE_VALUES, WINDOW, Failure
 from driftloop.contract.suite import (
     categorical_text_columns,
@@ -147,7 +148,17 @@ def _with_samples(f: Failure, frame: pd.DataFrame, cfg: dict, parameters: dict) 
 
 def check_frame(validator: Validator, df: pd.DataFrame, batch: str) -> list[Failure]:
     """Failures of one batch, each with up to SAMPLE_VALUES offending values and their rows."""
+    return _check_prepared(validator, prepare_frame(df, validator.suite_dict), batch)
+
+
+def check_batch(validator: Validator, df: pd.DataFrame, batch: str) -> Verdict:
+    """`check_frame`'s failures, with what the validate cache needs to reuse them later."""
     frame = prepare_frame(df, validator.suite_dict)
+    return Verdict(_check_prepared(validator, frame, batch),
+                   column_ranges(frame, validator.suite_dict), validator.parameters)
+
+
+def _check_prepared(validator: Validator, frame: pd.DataFrame, batch: str) -> list[Failure]:
     suite = validator.suite_dict["expectations"]
     out = []
     for r in validator.failed(frame):

@@ -23,6 +23,8 @@ NOT_TRACKED = {
     ("validate", "raw"): "a rejected batch is moved out of the raw layer on failure",
     ("*", "mlflow_artifacts"): "MLflow's own artifact store; reports name the runs in it",
     ("*", "locks"): "who holds the training and champion locks; coordination, not data",
+    ("validate", "validate_cache"): "verdicts of batches already checked; a speed-up only, "
+                                    "the outputs are the same without it",
 }
 
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def train_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, tar
 
     device = choose_device(p.device, cuda_available=cuda_visible())
     y = target.encode(train[target.column])
-    weight = target.weights(y, class_weight) * (1.0 if sample_weight is None else sample_weight)
+    weight = xgb_weights(target, y, class_weight, sample_weight)
     dtrain = xgb.DMatrix(pre.frame(train), label=y, weight=weight, enable_categorical=True)
     dval = xgb.DMatrix(pre.frame(val), label=target.encode(val[target.column]),
                        enable_categorical=True)
@@ -127,12 +128,23 @@ def train_xgboost(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, tar
     booster = xgb.train(xgb_params(target, p, device, seed), dtrain, num_boost_round=p.n_estimators,
                         evals=[(dval, "val")], early_stopping_rounds=p.early_stopping_rounds,
                         evals_result=evals, verbose_eval=False, callbacks=callbacks)
-    seconds = time.perf_counter() - t0
+    return xgb_fitted(booster, evals["val"], p.device, time.perf_counter() - t0)
+
+
+def xgb_weights(target: Target, y: np.ndarray, class_weight: str,
+                sample_weight: np.ndarray | None) -> np.ndarray:
+    """Row weights on every engine: class weights times `sample_weight` (e.g. recency)."""
+    return target.weights(y, class_weight) * (1.0 if sample_weight is None else sample_weight)
+
+
+def xgb_fitted(booster, val_history: dict[str, list], requested: str, seconds: float,
+               engine: str = "local") -> Fitted:
+    """The trained booster with the device its saved config says it ran on."""
     ran_on = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
-    log.info("xgboost trained on device=%s (requested %s): %d rounds, best %d, %.1fs", ran_on,
-             p.device, booster.num_boosted_rounds(), booster.best_iteration, seconds)
+    log.info("xgboost trained (%s) on device=%s (requested %s): %d rounds, best %d, %.1fs", engine,
+             ran_on, requested, booster.num_boosted_rounds(), booster.best_iteration, seconds)
     return Fitted("xgboost", booster, ran_on, int(booster.best_iteration), seconds,
-                  {f"val_{k}": [float(x) for x in v] for k, v in evals["val"].items()})
+                  {f"val_{k}": [float(x) for x in v] for k, v in val_history.items()})
 
 
 # ---------------------------------------------------------------- PyTorch MLP
@@ -165,6 +177,11 @@ def _mlp_class():
     return TabularMLP
 
 
+def mlp_network(n_num: int, cardinalities: list[int], n_out: int, p: MLPParams):
+    """A fresh, untrained network of the shape `train_mlp` trains (benchmarks build its floor)."""
+    return _mlp_class()(n_num, cardinalities, n_out, p)
+
+
 def _mlp_output(target: Target, raw):
     import torch
 
@@ -179,21 +196,51 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@contextmanager
+def _torch_settings(threads: int, deterministic: bool):
+    """Threads and determinism for one training, restored afterwards: they are process-wide
+    and must not leak into whatever runs next (scoring, the other learner, a caller's loop)."""
+    import torch
+    import torch.utils.deterministic as tdet
+
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             tdet.fill_uninitialized_memory)
+    torch.set_num_threads(threads)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+        # Deterministic mode also fills every new tensor with NaN (a debugging aid, not part
+        # of reproducibility): ~200 fills per step, a tenth of a CPU step at this size.
+        tdet.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1])
+        tdet.fill_uninitialized_memory = saved[2]
+
+
 def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target: Target,
               p: MLPParams, seed: int, class_weight: str = "none",
               checkpoint: Path | None = None, sample_weight: np.ndarray | None = None) -> Fitted:
     """Train with AdamW, a plateau LR schedule, gradient clipping, AMP on CUDA and early
     stopping. With `checkpoint`, state is saved every epoch and a retried run resumes from it
-    (only when the checkpoint was made with the same data, params and seed)."""
+    (only when the checkpoint was made with the same data, params and seed). Deterministic
+    on the CPU for a seed."""
+    device = choose_device(p.device, cuda_available=torch_cuda_ok())
+    with _torch_settings(p.threads, deterministic=device == "cpu"):
+        return _train_mlp(device, pre, train, val, target, p, seed, class_weight, checkpoint,
+                          sample_weight)
+
+
+def _train_mlp(device: str, pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame,
+               target: Target, p: MLPParams, seed: int, class_weight: str,
+               checkpoint: Path | None, sample_weight: np.ndarray | None) -> Fitted:
     import torch
 
-    device = choose_device(p.device, cuda_available=torch_cuda_ok())
     torch.manual_seed(seed)
-    torch.set_num_threads(p.threads)
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True)
     gen = torch.Generator().manual_seed(seed)
-    # Whole tensors live on the device; batches are index slices, no DataLoader copies.
+    # Whole tensors live on the device, built once; a batch is an index_select of a permuted
+    # index (no DataLoader, no per-batch copies to the device, no per-batch host sync).
     xn, xc = (torch.from_numpy(a).to(device) for a in pre.arrays(train))
     y_np = target.encode(train[target.column])
     w_np = target.weights(y_np, class_weight) * (1.0 if sample_weight is None else sample_weight)
@@ -209,8 +256,9 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
         loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     vn, vc = (torch.from_numpy(a).to(device) for a in pre.arrays(val))
     yv = target.encode(val[target.column])
-    model = _mlp_class()(xn.shape[1], pre.cardinalities, target.n_outputs, p).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    model = mlp_network(xn.shape[1], pre.cardinalities, target.n_outputs, p).to(device)
+    # fused: one kernel for all parameters instead of a dozen small ops per parameter
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=p.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=p.lr_factor,
                                                        patience=p.lr_patience)
     use_amp = device == "cuda"
@@ -233,8 +281,8 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
             log.warning("mlp: checkpoint %s does not fit this model (%s); removing it and "
                         "training from scratch", checkpoint, exc)
             checkpoint.unlink(missing_ok=True)
-            return train_mlp(pre, train, val, target, p, seed, class_weight, checkpoint,
-                             sample_weight)
+            return _train_mlp(device, pre, train, val, target, p, seed, class_weight, checkpoint,
+                              sample_weight)
         log.info("mlp: resuming from checkpoint %s after epoch %d", checkpoint, epoch)
     t0 = time.perf_counter()
     for epoch in range(state["epoch"] + 1, p.max_epochs):
@@ -242,26 +290,28 @@ def train_mlp(pre: Preprocessor, train: pd.DataFrame, val: pd.DataFrame, target:
             break
         model.train()
         order = torch.randperm(len(y), generator=gen).to(device)
-        total = 0.0
+        losses = []
         for start in range(0, len(y), p.batch_size):
             idx = order[start:start + p.batch_size]
             if len(idx) < 2:  # BatchNorm needs two rows
                 continue
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
-                loss = (loss_fn(model(xn[idx], xc[idx]).float(), y[idx]) * w[idx]).mean()
+                out = model(xn.index_select(0, idx), xc.index_select(0, idx)).float()
+                loss = (loss_fn(out, y.index_select(0, idx)) * w.index_select(0, idx)).mean()
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
             scaler.step(opt)
             scaler.update()
-            total += float(loss.detach()) * len(idx)
+            losses.append(loss.detach() * len(idx))  # summed once per epoch: no sync per batch
         model.eval()
         with torch.no_grad():
             pred = _mlp_output(target, model(vn, vc).float()).cpu().numpy()
         score = val_score(target, yv, pred)
         sched.step(score)
         score = float(score)  # plain floats: the checkpoint loads with weights_only=True
+        total = float(torch.stack(losses).sum()) if losses else 0.0
         state["history"]["train_loss"].append(total / len(y))
         state["history"]["val_score"].append(score)
         if score > state["best"]:

@@ -13,10 +13,11 @@ log = logging.getLogger(__name__)
 
 
 def run(params: Params) -> dict:
-    df = read_table(params.path("validated"))
-    parts = split_frame(df, target=params.data.target, val_size=params.split.val_size,
-                        test_size=params.split.test_size, seed=params.split.seed,
-                        method=params.split.method, time=params.data.time,
+    # the window is not kept: each split is a copy of its rows, so it can be freed at once
+    s = params.split
+    parts = split_frame(read_table(params.path("validated")), target=params.data.target,
+                        val_size=s.val_size, test_size=s.test_size, seed=s.seed,
+                        method=s.method, time=params.data.time,
                         stratify=params.task != "regression")
 
     def fill(tmp):

@@ -187,12 +187,12 @@ def _drift_share_section(checks: Sequence[dict], labels: list[str], markers: lis
     status = [str(c.get("status", "")) for c in checks]
     share = Series("drift share", [num(c.get("share")) for c in checks], "#34495e",
                    point_colors=[STATUS_COLOR.get(s, "#555") for s in status])
-    hline = (drift_share, f"drift_share {drift_share:g}") if num(drift_share) is not None else None
+    hline = (drift_share, f"needed {drift_share:.2f}") if num(drift_share) is not None else None
     return "<h2>Dataset drift: share of drifted features</h2>" + figure(
         line_chart(labels, [share], markers=markers, y_range=(0.0, 1.0), hline=hline,
                    y_label="share"),
         legend([(s, STATUS_COLOR[s]) for s in STATUS_COLOR])
-        + ("; dashed red: the threshold" if hline else ""))
+        + ("; dashed red: the share needed for dataset drift" if hline else ""))
 
 
 def _features_section(checks: Sequence[dict], labels: list[str], markers: list[Marker]) -> str:

@@ -110,7 +110,7 @@ def test_the_page_shows_batches_drift_retrains_and_both_metrics(tmp_path):
     assert "income, age" in rows[2] and "retrain" in rows[2]
     assert page.count('data-kind="retrain"') == 3  # the marker on each of the three figures
     assert 'data-kind="champion"' in page          # v1 -> v2 between weeks 3 and 4
-    assert "drift_share 0.25" in page
+    assert "needed 0.25" in page
     # realized: on the row of the window it was measured on, not of the check that reported it
     assert "0.7934" in rows[0] and "0.7512" in rows[1] and "0.7934" not in rows[2]
     assert "0.7655 [0.7455, 0.7855]" in rows[2]

@@ -300,14 +300,9 @@ def make_project(dest: Path, rows_per_week: int, weeks: int, mlp_epochs: int | N
     repository, with the suite's per-batch row-count ceiling raised to the batch size."""
     import yaml
 
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "reports/", "models/")) \
-                and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+    from driftloop.stack import copy_project_files
+
+    copy_project_files(ROOT, dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["simulate"].update(rows_per_week=rows_per_week, weeks=weeks)
     params["ingest"]["window_weeks"] = weeks

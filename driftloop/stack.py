@@ -362,11 +362,9 @@ class ServerStack(Stack):
 
 
 # ----------------------------------------------------------------- make stack / stack-down
-def copy_project(src: Path, dest: Path, tracking_uri: str) -> Path:
-    """The project's files (tracked and new, not ignored; no data, models, reports or
-    dvc.lock) in a git repository of their own at `dest`, its MLflow pointing at the stack."""
-    import yaml
-
+def copy_project_files(src: Path, dest: Path) -> None:
+    """Copy the project's files at `src` (tracked and new, not ignored) to `dest`, without
+    data, models, reports or dvc.lock: the code and params a fresh run starts from."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=src, check=True,
                            capture_output=True, text=True).stdout.splitlines()
     for rel in files:
@@ -374,6 +372,14 @@ def copy_project(src: Path, dest: Path, tracking_uri: str) -> Path:
                 and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, dest / rel)
+
+
+def copy_project(src: Path, dest: Path, tracking_uri: str) -> Path:
+    """The project's files (tracked and new, not ignored; no data, models, reports or
+    dvc.lock) in a git repository of their own at `dest`, its MLflow pointing at the stack."""
+    import yaml
+
+    copy_project_files(src, dest)
     (dest / "data/landing").mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["mlflow"] = {"tracking_uri": tracking_uri, "ui_url": tracking_uri}

@@ -6,7 +6,6 @@ ports a user's demo uses."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,14 +56,9 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.Compl
 
 def make_project(dest: Path, overrides: dict | None = None) -> Path:
     """A fresh copy of the project's tracked files in its own git repo, with tiny params."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "reports/", "models/")) \
-                and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+    from driftloop.stack import copy_project_files
+
+    copy_project_files(ROOT, dest)
     (dest / "data/landing").mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(_merge(_merge(params, TINY),

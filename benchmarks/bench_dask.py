@@ -18,41 +18,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
-
+from benchmarks.bench_train import frames, timed  # noqa: E402
 from driftloop.config import load_params  # noqa: E402
 from driftloop.learn.dask_engine import dask_client, train_xgboost_dask  # noqa: E402
 from driftloop.learn.features import Preprocessor  # noqa: E402
 from driftloop.learn.models import Target, train_xgboost  # noqa: E402
-from driftloop.simulate import simulate_week  # noqa: E402
 
-START = date(2026, 1, 5)
-WEEKLY = 50_000
-
-
-def frames(rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    parts = [simulate_week(w, rows=min(WEEKLY, rows - w * WEEKLY), seed=1, start=START, drift=False)
-             for w in range((rows + WEEKLY - 1) // WEEKLY)]
-    val = simulate_week(99, rows=max(2000, rows // 10), seed=1, start=START, drift=False)
-    return pd.concat(parts, ignore_index=True), val
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+VAL_SHARE = 0.1  # val rows per train row
 
 
 def main() -> None:
@@ -63,7 +42,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    train, val = frames(args.rows)
+    train, val = frames(args.rows, VAL_SHARE)
     target = Target.fit("binary", train[p.data.target])
     pre = Preprocessor.fit(train, p.data.numerical, p.data.categorical)
     hp = p.train.xgboost.model_copy(update={"device": "cpu", "n_estimators": args.rounds,

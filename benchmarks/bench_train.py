@@ -50,12 +50,13 @@ from driftloop.simulate import simulate_week  # noqa: E402
 VAL_SHARE = 0.15 / 0.725  # val rows per train row with the demo's split shares
 
 
-def frames(rows: int):
+def frames(rows: int, val_share: float = VAL_SHARE):
+    """Simulated training rows (weekly batches of up to 50k) and a later validation week."""
     weekly = 50_000
     parts = [simulate_week(w, rows=min(weekly, rows - w * weekly), seed=1, start=date(2026, 1, 5),
                            drift=False) for w in range((rows + weekly - 1) // weekly)]
     train = pd.concat(parts, ignore_index=True)
-    val = simulate_week(99, rows=max(2000, int(rows * VAL_SHARE)), seed=1, start=date(2026, 1, 5),
+    val = simulate_week(99, rows=max(2000, int(rows * val_share)), seed=1, start=date(2026, 1, 5),
                         drift=False)
     return train, val
 

@@ -7,7 +7,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+
+class _SklearnMetrics:
+    """sklearn.metrics, imported on first use: loading params (every stage's first step)
+    reads TASK_METRICS from here, and importing scikit-learn costs about a second."""
+
+    def __getattr__(self, name: str):
+        from sklearn import metrics
+
+        return getattr(metrics, name)
+
+
+skm = _SklearnMetrics()
 
 HIGHER_IS_BETTER = {"auc": True, "f1": True, "precision": True, "recall": True, "accuracy": True,
                     "macro_f1": True, "r2": True, "log_loss": False, "brier": False, "rmse": False,
@@ -119,17 +131,54 @@ class BootstrapResult:
     confidence: float
 
 
+class ResampledAUC:
+    """binary_auc(y[i], p[i]) for bootstrap resamples i of one (y, p), given as counts per row:
+    the rows are sorted once, so each resample costs a few O(n) passes instead of a sort (the
+    same number as binary_auc, ties counting half)."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray):
+        order = np.argsort(p, kind="stable")
+        self.rank = np.empty(len(p), dtype=np.intp)
+        self.rank[order] = np.arange(len(p))
+        ps = p[order]
+        new_score = np.r_[True, ps[1:] != ps[:-1]]
+        # tie groups in score order; None when every score is distinct
+        self.group = None if new_score.all() else np.cumsum(new_score) - 1
+        self.positive = np.asarray(y)[order] == 1
+
+    def __call__(self, counts: np.ndarray) -> float:
+        w = np.zeros(len(self.rank))
+        w[self.rank] = counts
+        pos = np.where(self.positive, w, 0.0)
+        neg = w - pos
+        if self.group is not None:
+            pos, neg = np.bincount(self.group, pos), np.bincount(self.group, neg)
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            return np.nan
+        below = np.cumsum(neg) - neg  # negatives scored strictly lower
+        return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
+
+
 def paired_bootstrap(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray,
                      fn: Callable[[np.ndarray, np.ndarray], float], *, higher: bool, n: int,
                      seed: int, confidence: float) -> BootstrapResult:
     """Interval of the improvement fn(challenger) - fn(champion) (sign-flipped for lower-is-better
-    metrics, so positive always means better) over `n` resamples of the same test rows."""
+    metrics, so positive always means better) over `n` resamples of the same test rows. AUC
+    takes ResampledAUC: the same resamples and figures, about 6x faster on 1e5 rows."""
     rng = np.random.default_rng(seed)
     sign = 1.0 if higher else -1.0
+    fast = fn is binary_auc and challenger.ndim == 1
+    if fast:
+        auc_chal, auc_champ = ResampledAUC(y, challenger), ResampledAUC(y, champion)
     diffs = []
     for _ in range(n):
         i = rng.integers(0, len(y), len(y))
-        d = sign * (fn(y[i], challenger[i]) - fn(y[i], champion[i]))
+        if fast:
+            counts = np.bincount(i, minlength=len(y)).astype(np.float64)
+            d = sign * (auc_chal(counts) - auc_champ(counts))
+        else:
+            d = sign * (fn(y[i], challenger[i]) - fn(y[i], champion[i]))
         if np.isfinite(d):
             diffs.append(d)
     if not diffs:

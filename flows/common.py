@@ -74,7 +74,7 @@ def _dvc(*args: str) -> list[str]:
     return [str(BIN / "dvc"), *args]
 
 
-@task(tags=["dvc"], cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE)
 def dvc_restore(params: Params, stages: list[str]) -> None:
     """After a failed stage, put back the outputs DVC deleted before running it (the last good
     ones recorded in dvc.lock), so the validated window, splits and model stay as they were."""
@@ -82,7 +82,7 @@ def dvc_restore(params: Params, stages: list[str]) -> None:
                offline_env(), "dvc checkout", timeout=params.timeouts.dvc_s, knob="timeouts.dvc_s")
 
 
-@task(tags=["dvc"], cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE)
 def dvc_push(params: Params) -> None:
     run_logged(_dvc("push", "-q"), params.root, offline_env(), "dvc push",
                timeout=params.timeouts.dvc_s, knob="timeouts.dvc_s")

@@ -80,7 +80,9 @@ def retry_while_dvc_busy(call: Callable[[], None], what: str, params: Params) ->
             time.sleep(wait)
 
 
-@task(tags=["dvc"], cache_policy=NO_CACHE)
+# no task tags: Prefect asks the server for a tag concurrency slot for every tagged task
+# run, which cost 1-2.5 s per stage; the pipeline lock already keeps trainings apart
+@task(cache_policy=NO_CACHE)
 def dvc_stage(stage: Stage, params: Params, token: str) -> None:
     """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed. The
     stage runs under this flow's pipeline lock (`token`) and is killed after

@@ -196,6 +196,21 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _deterministic(mode: bool) -> None:
+    """torch.use_deterministic_algorithms(mode) without its import of torch._inductor (about
+    2 s, there only to set the compiler's flag): nothing here compiles. The public call is used
+    when the compiler is loaded already or torch lacks the switch."""
+    import sys
+
+    import torch
+
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if switch is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode)
+    else:
+        switch(mode, warn_only=False)
+
+
 @contextmanager
 def _torch_settings(threads: int, deterministic: bool):
     """Threads and determinism for one training, restored afterwards: they are process-wide
@@ -207,7 +222,7 @@ def _torch_settings(threads: int, deterministic: bool):
              tdet.fill_uninitialized_memory)
     torch.set_num_threads(threads)
     if deterministic:
-        torch.use_deterministic_algorithms(True)
+        _deterministic(True)
         # Deterministic mode also fills every new tensor with NaN (a debugging aid, not part
         # of reproducibility): ~200 fills per step, a tenth of a CPU step at this size.
         tdet.fill_uninitialized_memory = False
@@ -215,7 +230,7 @@ def _torch_settings(threads: int, deterministic: bool):
         yield
     finally:
         torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1])
+        _deterministic(saved[1])
         tdet.fill_uninitialized_memory = saved[2]
 
 

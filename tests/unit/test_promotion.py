@@ -96,3 +96,25 @@ def test_fast_auc_equals_sklearn_with_ties_and_is_nan_on_one_class():
     p = np.round(rng.random(2000) * 0.5 + 0.3 * y, 2)  # rounded: many ties
     assert binary_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert np.isnan(binary_auc(np.ones(10), rng.random(10)))
+
+
+@pytest.mark.parametrize("decimals", [None, 2])
+def test_bootstrap_auc_from_counts_equals_the_auc_of_the_resampled_rows(decimals):
+    from driftloop.metrics import ResampledAUC, binary_auc
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.2).astype(int)
+    p = rng.random(3000) * 0.6 + 0.3 * y
+    p = p if decimals is None else np.round(p, decimals)  # rounded: many ties
+    auc = ResampledAUC(y, p)
+    for _ in range(5):
+        i = rng.integers(0, len(y), len(y))
+        counts = np.bincount(i, minlength=len(y)).astype(float)
+        assert auc(counts) == pytest.approx(binary_auc(y[i], p[i]), abs=1e-12)
+    assert np.isnan(auc(np.where(y == 1, 1.0, 0.0)))  # a resample of one class
+    # the gate's interval: the fast path gives what resampling the rows gives
+    q = np.clip(p + rng.normal(0, 0.1, len(p)), 0, 1)
+    fast = paired_bootstrap(y, p, q, binary_auc, higher=True, n=50, seed=2, confidence=0.9)
+    rows = paired_bootstrap(y, p, q, lambda a, b: binary_auc(a, b), higher=True, n=50, seed=2,
+                            confidence=0.9)
+    assert (fast.low, fast.high, fast.n) == pytest.approx((rows.low, rows.high, rows.n), abs=1e-12)

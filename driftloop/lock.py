@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from driftloop.config import Params
 from driftloop.retry import ServiceDown
@@ -140,3 +141,21 @@ def stage_run(params: Params, stage: str) -> Iterator[None]:
     except (LockBusy, ServiceDown) as exc:
         print(f"{stage}: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def leave(code: int = 0) -> NoReturn:
+    """End a finished stage process without the interpreter's teardown, which frees every
+    module's objects one by one: about 1 s once torch, MLflow and XGBoost are loaded, paid by
+    every stage of every run. Everything the stage wrote is closed and renamed into place by
+    then. As on a normal exit, other non-daemon threads are joined first and the atexit
+    handlers run (MLflow's and logging's among them), then the standard streams are flushed."""
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # noqa: SLF001 (the handlers a normal exit runs)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

@@ -18,7 +18,7 @@ from driftloop import tracking
 from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json, write_text
 from driftloop.learn.models import as_matrix
-from driftloop.lock import stage_run
+from driftloop.lock import leave, stage_run
 from driftloop.metrics import TASK_METRICS, encode_target, reliability_curve, slice_metrics, task_metrics
 from driftloop.monitor.estimate import fit_calibrator
 
@@ -140,3 +140,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    leave()  # done: skip the interpreter's teardown (driftloop.lock.leave)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from driftloop.config import Params, load_params
 from driftloop.io import list_batches, read_table, replace_dir, write_json
-from driftloop.lock import stage_run
+from driftloop.lock import leave, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +129,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    leave()  # done: skip the interpreter's teardown (driftloop.lock.leave)

@@ -21,7 +21,7 @@ from driftloop.config import Params, load_params, params_hash
 from driftloop.gate import Decision, compare, confirm_promotion, decide_promotion
 from driftloop.io import read_table, write_json
 from driftloop.learn.models import as_matrix
-from driftloop.lock import champion_lock, stage_run
+from driftloop.lock import champion_lock, leave, stage_run
 from driftloop.metrics import encode_target
 from driftloop.tracking import CHAMPION, current_champion
 from driftloop.trigger import Trigger, read_trigger
@@ -175,3 +175,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    leave()  # done: skip the interpreter's teardown (driftloop.lock.leave)

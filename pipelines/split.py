@@ -6,7 +6,7 @@ import logging
 
 from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json
-from driftloop.lock import stage_run
+from driftloop.lock import leave, stage_run
 from driftloop.splitting import split_frame
 
 log = logging.getLogger(__name__)
@@ -43,3 +43,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    leave()  # done: skip the interpreter's teardown (driftloop.lock.leave)

@@ -11,7 +11,7 @@ from driftloop.config import Params, load_params
 from driftloop.io import read_table, replace_dir, write_json, write_parquet
 from driftloop.learn.fit import fit_best
 from driftloop.learn.models import Fitted, pip_requirements
-from driftloop.lock import stage_run
+from driftloop.lock import leave, stage_run
 
 log = logging.getLogger(__name__)
 SIGNATURE_ROWS = 5  # rows of example input for the MLflow model signature
@@ -88,3 +88,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    leave()  # done: skip the interpreter's teardown (driftloop.lock.leave)

@@ -50,7 +50,7 @@ from driftloop.io import (
     write_json,
     write_text,
 )
-from driftloop.lock import stage_run
+from driftloop.lock import leave, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -391,3 +391,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    leave()  # done: skip the interpreter's teardown (driftloop.lock.leave)

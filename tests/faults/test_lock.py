@@ -128,3 +128,23 @@ def test_while_a_train_flow_runs_other_trainings_stop_naming_it(project):
     assert decision["run_id"] == train_report["run_id"] and decision["version"] == 1
     assert decision["trigger"] == "schedule"  # the second call never wrote its trigger
     assert read_holder(project / ".run/locks/pipeline.lock") is None  # released
+
+
+LEAVE = """
+import atexit, sys, threading, time
+from driftloop.lock import leave
+
+done = []
+worker = threading.Thread(target=lambda: (time.sleep(0.3), done.append(1)))  # not a daemon
+worker.start()
+atexit.register(lambda: print("atexit ran after the thread:", done == [1]))
+print("buffered line", end="")
+leave(3)
+"""
+
+
+def test_leave_joins_threads_runs_exit_handlers_and_flushes_before_its_exit_code():
+    proc = subprocess.run([sys.executable, "-c", LEAVE], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "buffered lineatexit ran after the thread: True\n"

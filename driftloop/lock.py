@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import sys
@@ -134,10 +135,14 @@ def champion_lock(params: Params, what: str) -> Iterator[Holder]:
 def stage_run(params: Params, stage: str) -> Iterator[None]:
     """What a stage's main() runs under: the pipeline lock (or the flow's, given its token).
     A busy lock or a service that stays down ends the process with exit code 1 and one line
-    naming the holder or the service, never a traceback."""
+    naming the holder or the service, never a traceback. The stage's own time (the lock
+    held, before process start-up and DVC's bookkeeping) is logged when it ends well."""
     try:
         with pipeline_lock(params, f"stage {stage!r} (dvc repro)"):
+            t0 = time.perf_counter()
             yield
+            logging.getLogger(__name__).info("stage %r done in %.2f s", stage,
+                                             time.perf_counter() - t0)
     except (LockBusy, ServiceDown) as exc:
         print(f"{stage}: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -69,6 +69,44 @@ def champion(params: Params):
     return champ
 
 
+def load_model(uri: str):
+    """mlflow.pyfunc.load_model(uri), with the package versions the model was saved with
+    checked against this environment: a warning names each that differs (its scores may
+    differ too; install from the lock, or retrain). MLflow's own check maps every installed
+    distribution to its modules first, about 1.2 s per load, so it is skipped; a model saved
+    before driftloop recorded its versions gets MLflow's."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(uri, suppress_warnings=True)
+    try:
+        saved_with = getattr(model.unwrap_python_model(), "requirements", None)
+    except mlflow.exceptions.MlflowException:  # not a python_model pyfunc
+        saved_with = None
+    if saved_with is None:
+        return mlflow.pyfunc.load_model(uri)
+    if differ := version_mismatches(saved_with):
+        log.warning("%s was saved with %s; this environment has %s: its predictions may differ. "
+                    "Install the project from its lock file, or retrain.", uri,
+                    ", ".join(w for w, _ in differ), ", ".join(h for _, h in differ))
+    return model
+
+
+def version_mismatches(pins: Sequence[str]) -> list[tuple[str, str]]:
+    """(pin, what is installed) for each `name==version` pin this environment does not meet."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pin in pins:
+        name, _, wanted = pin.partition("==")
+        try:
+            have = version(name).split("+")[0]
+        except PackageNotFoundError:
+            have = "not installed"
+        if have != wanted:
+            out.append((pin, f"{name} {have}"))
+    return out
+
+
 def require_run(run_id: str, source: str) -> None:
     """Fail clearly when a report names an MLflow run the tracking store does not have."""
     import mlflow

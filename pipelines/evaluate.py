@@ -86,7 +86,7 @@ def run(params: Params) -> dict:
     tracking.setup(params)
     tracking.require_run(train_report["run_id"], f"{params.paths.reports}/train/metrics.json")
     test = read_table(params.path("splits") / "test.parquet")
-    model = mlflow.pyfunc.load_model(str(params.path("model")))
+    model = tracking.load_model(str(params.path("model")))
     y = encode_target(test[d.target], task, train_report.get("classes"))
     pred = as_matrix(model.predict(test[d.features]))
     threshold = train_report.get("threshold")

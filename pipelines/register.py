@@ -85,7 +85,6 @@ def move_champion(params: Params, client, name: str, version: str, decision: Dec
 
 
 def run(params: Params, trigger: Trigger) -> dict:
-    import mlflow
     from mlflow import MlflowClient
 
     name, task, rp = params.project.name, params.task, params.register_
@@ -105,9 +104,9 @@ def run(params: Params, trigger: Trigger) -> dict:
         y = encode_target(test[params.data.target], task, train_report.get("classes"))
         threshold = train_report.get("threshold")
         x = test[params.data.features]
-        p_new = as_matrix(mlflow.pyfunc.load_model(str(params.path("model"))).predict(x))
+        p_new = as_matrix(tracking.load_model(str(params.path("model"))).predict(x))
         # by version, not by alias: the alias may move while this runs (see tracking.promote)
-        p_old = as_matrix(mlflow.pyfunc.load_model(f"models:/{name}/{champ.version}").predict(x))
+        p_old = as_matrix(tracking.load_model(f"models:/{name}/{champ.version}").predict(x))
         ev = compare(task, rp, params.evaluate, test, y, p_new, p_old, threshold)
         champ_metrics, boot, regressed, identical = (ev.champion, ev.bootstrap, ev.slices_regressed,
                                                      ev.identical)

@@ -418,6 +418,7 @@ class DriftloopModel(mlflow.pyfunc.PythonModel):
                  threshold: float | None = None):
         self.kind, self.model, self.pre, self.target = kind, model, pre, target
         self.best_iteration, self.threshold = best_iteration, threshold
+        self.requirements = pip_requirements()  # what it was saved with: tracking.load_model
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
         if self.kind == "xgboost":  # score on CPU wherever it was trained

@@ -269,7 +269,7 @@ def load_champion(params: Params) -> Champion:
     champ = tracking.champion(params)
     local = mlflow.artifacts.download_artifacts(run_id=champ.run_id,
                                                 artifact_path="reference/reference.parquet")
-    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}/{champ.version}")
+    model = tracking.load_model(f"models:/{params.project.name}/{champ.version}")
     try:
         test_metrics = json.loads(champ.tags.get("challenger_metrics") or "{}") or {}
     except json.JSONDecodeError:

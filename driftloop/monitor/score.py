@@ -36,11 +36,9 @@ def score_frame(model, df: pd.DataFrame, *, id_col: str, time_col: str, numerica
 
 
 def run(params: Params, batch: Path | None = None) -> dict:
-    import mlflow
-
     batch = Path(batch) if batch else newest_batch(params.path("landing"), params.path("raw"))
     champ = tracking.champion(params)
-    model = mlflow.pyfunc.load_model(f"models:/{params.project.name}/{champ.version}")
+    model = tracking.load_model(f"models:/{params.project.name}/{champ.version}")
     d = params.data
     df = read_table(batch)
     missing = [c for c in (d.id, d.time, *d.features) if c not in df.columns]

@@ -32,8 +32,8 @@ Prints a table per row count and the goals (at 1e6 rows on 2 cores): flow <= 1.3
 the floors; peak memory < 4 GiB; Prefect + DVC + MLflow overhead < 10 % of the flow, where that
 overhead is the flow's time outside its own stages' time (each stage logs the time it ran under
 its lock, so both come from the same run: process starts, module imports, Prefect tasks, DVC
-hashing, checkout and push; what a stage imports inside `run()` counts as the stage's) plus the train stage's time outside fitting (model save, `log_model`,
-signature, reference rows).
+hashing, checkout and push; what a stage imports inside `run()` counts as the stage's) plus
+the train stage's time outside fitting (model save, `log_model`, signature, reference rows).
 """
 
 from __future__ import annotations

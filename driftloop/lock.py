@@ -135,8 +135,8 @@ def champion_lock(params: Params, what: str) -> Iterator[Holder]:
 def stage_run(params: Params, stage: str) -> Iterator[None]:
     """What a stage's main() runs under: the pipeline lock (or the flow's, given its token).
     A busy lock or a service that stays down ends the process with exit code 1 and one line
-    naming the holder or the service, never a traceback. The stage's own time (the lock
-    held, before process start-up and DVC's bookkeeping) is logged when it ends well."""
+    naming the holder or the service, never a traceback. When it ends well, the stage's own
+    time is logged: the time under the lock, without process start-up or DVC's bookkeeping."""
     try:
         with pipeline_lock(params, f"stage {stage!r} (dvc repro)"):
             t0 = time.perf_counter()

@@ -91,19 +91,25 @@ def load_model(uri: str):
     return model
 
 
-def version_mismatches(pins: Sequence[str]) -> list[tuple[str, str]]:
-    """(pin, what is installed) for each `name==version` pin this environment does not meet."""
+def installed_version(name: str) -> str | None:
+    """The installed version of a package without its local part (torch 2.13.0+cpu is 2.13.0),
+    as a model's pins name it; None when it is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        return version(name).split("+")[0]
+    except PackageNotFoundError:
+        return None
+
+
+def version_mismatches(pins: Sequence[str]) -> list[tuple[str, str]]:
+    """(pin, what is installed) for each `name==version` pin this environment does not meet."""
     out = []
     for pin in pins:
         name, _, wanted = pin.partition("==")
-        try:
-            have = version(name).split("+")[0]
-        except PackageNotFoundError:
-            have = "not installed"
+        have = installed_version(name)
         if have != wanted:
-            out.append((pin, f"{name} {have}"))
+            out.append((pin, f"{name} {have or 'not installed'}"))
     return out
 
 

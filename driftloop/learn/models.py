@@ -437,7 +437,7 @@ def as_matrix(pred) -> np.ndarray:
 
 def pip_requirements() -> list[str]:
     """Explicit requirements: inference by MLflow is slow and often wrong."""
-    from importlib.metadata import version
+    from driftloop.tracking import installed_version
 
     pkgs = ["mlflow", "pandas", "numpy", "scikit-learn", "xgboost", "torch", "cloudpickle"]
-    return [f"{p}=={version(p).split('+')[0]}" for p in pkgs]
+    return [f"{p}=={installed_version(p)}" for p in pkgs]

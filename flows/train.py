@@ -29,7 +29,7 @@ from driftloop.dag import Stage, read_stages, stages_to_restore
 from driftloop.lock import TOKEN_ENV, pipeline_lock
 from driftloop.services import offline_env
 from driftloop.trigger import Trigger, write_trigger
-from flows.common import StageFailed, _dvc, dvc_push, dvc_restore, project_params, run_logged
+from flows.common import StageFailed, dvc_push, dvc_restore, dvc_session, project_params, run_dvc
 
 # what dvc says when another dvc process holds the repository lock, or an output's read/write lock
 DVC_BUSY = ("Unable to acquire lock", "is busy, it is being blocked by")
@@ -84,19 +84,19 @@ def retry_while_dvc_busy(call: Callable[[], None], what: str, params: Params) ->
 # run, which cost 1-2.5 s per stage; the pipeline lock already keeps trainings apart
 @task(cache_policy=NO_CACHE)
 def dvc_stage(stage: Stage, params: Params, token: str) -> None:
-    """`dvc repro --single-item <stage>`: DVC skips it when nothing it depends on changed. The
-    stage runs under this flow's pipeline lock (`token`) and is killed after
-    `timeouts.stage_s`.
+    """`dvc repro --single-item <stage>` (through the flow's DvcSession): DVC skips it when
+    nothing it depends on changed. The stage runs under this flow's pipeline lock (`token`)
+    and is killed after `timeouts.stage_s`.
 
     The stages that write to MLflow never take their outputs from DVC's run cache: a cached
     copy names an MLflow run that may be gone (a reset store) and would log into an old run."""
     no_cache = ["--no-run-cache"] if stage.writes_mlflow else []
-    cmd = _dvc("repro", "--single-item", *no_cache, stage.name)
+    args = ["repro", "--single-item", *no_cache, stage.name]
     what = f"stage {stage.name!r}"
     env = offline_env(**{TOKEN_ENV: token})
-    retry_while_dvc_busy(lambda: run_logged(cmd, params.root, env, what,
-                                            timeout=params.timeouts.stage_s,
-                                            knob="timeouts.stage_s"), what, params)
+    retry_while_dvc_busy(lambda: run_dvc(args, params.root, env, what,
+                                         timeout=params.timeouts.stage_s,
+                                         knob="timeouts.stage_s"), what, params)
 
 
 def summary_markdown(evaluation: str, decision: dict) -> str:
@@ -135,7 +135,8 @@ def train(trigger: str = "schedule", reason: str = "") -> dict:
     with pipeline_lock(params, what, wait_s=params.concurrency.train_wait_s) as holder:
         if note := check_dvc_lock(params.root):
             logger.warning(note)
-        return _train(params, Trigger(trigger, reason), holder.token)
+        with dvc_session(params.root):  # one dvc process for the run's dvc commands
+            return _train(params, Trigger(trigger, reason), holder.token)
 
 
 def _train(params: Params, trigger: Trigger, token: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
@@ -19,8 +20,11 @@ SIGNATURE_ROWS = 5  # rows of example input for the MLflow model signature
 
 def reference_rows(train: pd.DataFrame, *, time_col: str, rows: int) -> pd.DataFrame:
     """The drift reference that travels with the model (pure): its newest `rows` training
-    rows, so after a retrain on a new regime the reference is that regime, not a mix."""
-    return train.sort_values(time_col, kind="stable").tail(rows)
+    rows, so after a retrain on a new regime the reference is that regime, not a mix. Rows
+    with the same time keep their order; only the time column is sorted (a whole-frame sort
+    costs 0.4 s at 1e6 rows)."""
+    newest = train[time_col].reset_index(drop=True).sort_values(kind="stable").index[-rows:]
+    return train.iloc[newest]
 
 
 def run(params: Params) -> dict:
@@ -28,9 +32,12 @@ def run(params: Params) -> dict:
 
     d, task = params.data, params.task
     splits = params.path("splits")
-    train, val = read_table(splits / "train.parquet"), read_table(splits / "val.parquet")
+    # MLflow opens its store (on SQLite, 1-1.5 s of imports) while the splits are read
+    with ThreadPoolExecutor(1, thread_name_prefix="mlflow-setup") as pool:
+        store = pool.submit(tracking.setup, params)
+        train, val = read_table(splits / "train.parquet"), read_table(splits / "val.parquet")
+        store.result()
     metric = params.register_.metric
-    tracking.setup(params)
 
     def log_candidate(kind: str, fit: Fitted, scores: dict[str, float]) -> None:
         hp = getattr(params.train, kind)

@@ -51,3 +51,15 @@ def test_a_failed_stage_restores_itself_and_later_stages_but_never_ingest():
     assert stages_to_restore(stages, "validate") == ["validate", "train", "register"]
     assert stages_to_restore(stages, "register") == ["register"]
     assert stages_to_restore(stages, "ingest") == ["validate", "train", "register"]
+
+
+def test_the_drift_reference_is_the_newest_training_rows_in_time_order():
+    from pipelines.train import reference_rows
+
+    times = pd.to_datetime(["2026-01-05", "2026-01-01", "2026-01-03", "2026-01-03", "2026-01-02",
+                            "2026-01-04", "2026-01-03"])
+    train = pd.DataFrame({"t": times, "x": range(7)}, index=[10, 11, 12, 12, 14, 15, 16])
+    ref = reference_rows(train, time_col="t", rows=4)
+    assert list(ref["x"]) == [3, 6, 5, 0]  # same times keep their order; duplicate labels fine
+    pd.testing.assert_frame_equal(ref, train.sort_values("t", kind="stable").tail(4))
+    assert len(reference_rows(train, time_col="t", rows=100)) == 7

@@ -18,12 +18,6 @@ def split_frame(df: pd.DataFrame, *, target: str, val_size: float, test_size: fl
     random split of the older rows. `stratify` keeps the target's class shares in each split
     (classification only: a regression target has no classes).
     """
-    if val_size + test_size >= 1:
-        raise ValueError(f"split.val_size + split.test_size must be < 1, got {val_size} + "
-                         f"{test_size}; lower them in params.yaml")
-    if method == "time" and (time is None or time not in df.columns):
-        raise ValueError(f"split.method=time needs the time column {time!r} in the data; "
-                         "set data.time in params.yaml, or use split.method: stratified")
     return {name: _take(df, rows) for name, rows in split_rows(
         df, target=target, val_size=val_size, test_size=test_size, seed=seed, method=method,
         time=time, stratify=stratify).items()}
@@ -34,8 +28,15 @@ def split_rows(df: pd.DataFrame, *, target: str, val_size: float, test_size: flo
     """The row positions of each split, in the order `split_frame` returns the rows (pure).
 
     The draw is scikit-learn's `train_test_split` on the positions, with the target column's
-    values as strata, so only positions and one column are copied, never the frame.
+    values as strata, so only positions and one column are copied, never the frame. `df`
+    needs only the target and time columns.
     """
+    if val_size + test_size >= 1:
+        raise ValueError(f"split.val_size + split.test_size must be < 1, got {val_size} + "
+                         f"{test_size}; lower them in params.yaml")
+    if method == "time" and (time is None or time not in df.columns):
+        raise ValueError(f"split.method=time needs the time column {time!r} in the data; "
+                         "set data.time in params.yaml, or use split.method: stratified")
     y = df[target] if stratify else None
     if method == "time":
         # the order of a stable sort of the frame by `time` (missing times last, as pandas)

@@ -5,30 +5,36 @@ from __future__ import annotations
 import logging
 
 from driftloop.config import Params, load_params
-from driftloop.io import read_table, replace_dir, write_json
+from driftloop.io import read_arrow, replace_dir, write_json, write_table
 from driftloop.lock import leave, stage_run
-from driftloop.splitting import split_frame
+from driftloop.splitting import split_rows
 
 log = logging.getLogger(__name__)
 
 
 def run(params: Params) -> dict:
-    # the window is not kept: each split is a copy of its rows, so it can be freed at once
-    s = params.split
-    parts = split_frame(read_table(params.path("validated")), target=params.data.target,
-                        val_size=s.val_size, test_size=s.test_size, seed=s.seed,
-                        method=s.method, time=params.data.time,
-                        stratify=params.task != "regression")
+    # Rows are drawn from the target and time columns only, then taken from the window in Arrow
+    # and written as they are: no row of the window becomes a Python object (the same rows as
+    # splitting.split_frame, which the pandas callers use).
+    s, d = params.split, params.data
+    window = read_arrow(params.path("validated"))
+    keys = window.select([c for c in dict.fromkeys([d.target, d.time])
+                          if c in window.column_names]).to_pandas()
+    rows = split_rows(keys, target=d.target, val_size=s.val_size, test_size=s.test_size,
+                      seed=s.seed, method=s.method, time=d.time,
+                      stratify=params.task != "regression")
 
     def fill(tmp):
-        for name, part in parts.items():
-            part.to_parquet(tmp / f"{name}.parquet", index=False)
+        for name, positions in rows.items():
+            write_table(window.take(positions), tmp / f"{name}.parquet")
 
     replace_dir(params.path("splits"), fill)
-    t = params.data.time
-    summary = {name: {"rows": len(p), "positive_rate": round(float(p[params.data.target].mean()), 5),
-                      "first": str(p[t].min()), "last": str(p[t].max())}
-               for name, p in parts.items()}
+    summary = {}
+    for name, positions in rows.items():
+        part = keys.take(positions)
+        summary[name] = {"rows": len(part),
+                         "positive_rate": round(float(part[d.target].mean()), 5),
+                         "first": str(part[d.time].min()), "last": str(part[d.time].max())}
     write_json(params.report_dir("split") / "summary.json", summary)
     log.info("split: %s", summary)
     return summary

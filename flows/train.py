@@ -1,7 +1,8 @@
 """train flow: ingest -> validate -> split -> train -> evaluate -> register, through DVC.
 
 Each step is the DVC stage of the same name (so dvc.lock records what the run used and
-`dvc repro` alone does the same), run as a named Prefect task with its logs. After a
+`dvc repro` alone does the same), run as a named Prefect task with its logs; the run's DVC
+commands go to one long-lived dvc process (flows/common.py DvcSession). After a
 successful run the DVC outputs are pushed and the metrics and promotion decision are
 published as a Prefect artifact. After a failed stage the last good outputs are checked out
 again; a broken data contract is listed in a `contract-failures` artifact.

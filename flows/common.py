@@ -18,6 +18,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from driftloop import dvcserve
 from driftloop.config import Params, find_params, load_params
 from driftloop.io import find_batch
 from driftloop.services import BIN, kill_tree, offline_env
@@ -106,8 +107,7 @@ class DvcSession:
 
     def _start(self) -> subprocess.Popen:
         self.marker = f"driftloop-dvc-exit-{secrets.token_hex(8)}"
-        server = Path(__file__).resolve().parents[1] / "driftloop" / "dvcserve.py"
-        proc = subprocess.Popen([sys.executable, str(server), self.marker], cwd=self.root,
+        proc = subprocess.Popen([sys.executable, dvcserve.__file__, self.marker], cwd=self.root,
                                 env=offline_env(), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = self.lines = queue.Queue()

@@ -126,10 +126,7 @@ class DvcSession:
             timeout: float | None = None, knob: str = "", logger=None) -> None:
         logger = logger or get_run_logger()
         with self.busy:
-            proc = self.proc if self.proc and self.proc.poll() is None else self._start()
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"args": args, "env": env}) + "\n")
-            proc.stdin.flush()
+            proc = self._send({"args": args, "env": env})
             tail: deque[str] = deque(maxlen=40)
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
@@ -154,6 +151,16 @@ class DvcSession:
         if code != 0:
             raise failed(what, code, tail)
 
+    def _send(self, request: dict) -> subprocess.Popen:
+        """The request written to the running dvc, or to a new one when it has ended."""
+        line = json.dumps(request) + "\n"
+        proc = self.proc if self.proc and self.proc.poll() is None else self._start()
+        try:
+            return _write(proc, line)
+        except OSError:  # it ended between the check and the write: once more, on a new one
+            self.proc = None
+            return _write(self._start(), line)
+
     def close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
@@ -165,6 +172,13 @@ class DvcSession:
         except (OSError, subprocess.TimeoutExpired):
             kill_tree(proc.pid)
             proc.wait()
+
+
+def _write(proc: subprocess.Popen, line: str) -> subprocess.Popen:
+    assert proc.stdin is not None
+    proc.stdin.write(line)
+    proc.stdin.flush()
+    return proc
 
 
 _SESSIONS: dict[Path, DvcSession] = {}

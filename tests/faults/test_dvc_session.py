@@ -104,3 +104,20 @@ def test_without_a_session_each_command_is_a_dvc_process_of_its_own(repo):
     with pytest.raises(StageFailed, match="exit 255"):
         run_dvc(["repro", "--single-item", "broken"], repo, offline_env(), "stage 'broken'",
                 timeout=60, logger=LOG)
+
+
+def test_a_dvc_process_that_ended_between_commands_is_replaced(repo):
+    with dvc_session(repo) as session:
+        repro(session, "env", DRIFTLOOP_TEST_VALUE="one")
+        first = session.proc
+        first.kill()
+        first.wait()
+        repro(session, "env", DRIFTLOOP_TEST_VALUE="two")  # seen ended: a new one
+        second = session.proc
+        assert second.pid != first.pid
+        second.kill()
+        second.wait()
+        second.poll = lambda: None  # as if it ended just after the check: the write fails
+        repro(session, "env", DRIFTLOOP_TEST_VALUE="three")
+        assert session.proc.pid not in (first.pid, second.pid)
+    assert (repo / "env.txt").read_text() == "value=three\n"

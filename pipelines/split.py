@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from driftloop.config import Params, load_params
-from driftloop.io import read_arrow, replace_dir, write_json, write_table
+from driftloop.io import read_arrow, replace_dir, write_arrow, write_json
 from driftloop.lock import leave, stage_run
 from driftloop.splitting import split_rows
 
@@ -26,7 +26,7 @@ def run(params: Params) -> dict:
 
     def fill(tmp):
         for name, positions in rows.items():
-            write_table(window.take(positions), tmp / f"{name}.parquet")
+            write_arrow(tmp / f"{name}.parquet", window.take(positions))
 
     replace_dir(params.path("splits"), fill)
     summary = {}

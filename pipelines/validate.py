@@ -45,9 +45,9 @@ from driftloop.io import (
     list_batches,
     read_arrow,
     read_table,
+    write_arrow,
     write_file,
     write_json,
-    write_table,
     write_text,
 )
 from driftloop.lock import leave, stage_run
@@ -219,7 +219,7 @@ class PendingWrite:
 
     def _write(self, table: pa.Table) -> Callable[[Path], None]:
         def write(tmp: Path) -> None:
-            write_table(table, tmp)
+            write_arrow(tmp, table)
             if not self._answer.result():
                 raise _Discarded
         return write
@@ -349,7 +349,7 @@ def run(params: Params, now: pd.Timestamp | None = None,
         for pending in started:
             pending.finish(keep=not blocking)
         if window is not None and not blocking and not started:
-            write_file(params.path("validated"), lambda tmp: write_table(window, tmp))
+            write_arrow(params.path("validated"), window)
     finally:
         for pending in started:
             pending.finish(keep=False)  # only when something above raised: a no-op otherwise

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from driftloop.config import load_params
-from driftloop.io import read_table, write_table
+from driftloop.io import read_table, write_arrow
 from driftloop.simulate import simulate_week
 from driftloop.splitting import split_frame
 from pipelines import split
@@ -32,7 +32,7 @@ def test_the_split_files_hold_the_rows_split_frame_draws(tmp_path, method):
     assert window.isna().any().any() and any(t == "object" for t in window.dtypes.astype(str))
     out = params.path("validated")
     out.parent.mkdir(parents=True)
-    write_table(pa.Table.from_pandas(window, preserve_index=False), out)
+    write_arrow(out, pa.Table.from_pandas(window, preserve_index=False))
 
     summary = split.run(params)
     s, d = params.split, params.data

@@ -176,10 +176,10 @@ def test_the_window_and_splits_keep_statistics_for_all_but_text_columns(tmp_path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from driftloop.io import write_table
+    from driftloop.io import write_arrow
 
     table = pa.table({"city": ["a", "b", None], "age": [30, None, 41], "income": [1.5, 2.5, 3.5]})
-    write_table(table, tmp_path / "w.parquet")
+    write_arrow(tmp_path / "w.parquet", table)
     assert pq.read_table(tmp_path / "w.parquet").equals(table)
     group = pq.read_metadata(tmp_path / "w.parquet").row_group(0)
     stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(3)}

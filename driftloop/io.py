@@ -170,10 +170,11 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_csv(path, usecols=columns, encoding="utf-8")
 
 
-def read_arrow(path: Path, dictionary: Iterable[str] = ()) -> pa.Table:
-    """Read a parquet batch as an Arrow table, with the text columns named in `dictionary`
-    dictionary-encoded (they become pandas categoricals: no Python string per row). Same
-    errors as `read_table`."""
+def read_arrow(path: Path, dictionary: Iterable[str] = (), columns: list[str] | None = None
+               ) -> pa.Table:
+    """Read a parquet batch (or some of its `columns`) as an Arrow table, with the text columns
+    named in `dictionary` dictionary-encoded (they become pandas categoricals: no Python string
+    per row). Same errors as `read_table`."""
     path = Path(path)
     _check_suffix(path)
     with _reading(path):
@@ -181,7 +182,37 @@ def read_arrow(path: Path, dictionary: Iterable[str] = ()) -> pa.Table:
         _check_header(path, schema.names)
         text = [c for c in dictionary if c in schema.names
                 and (pa.types.is_string(t := schema.field(c).type) or pa.types.is_large_string(t))]
-        return pq.read_table(path, read_dictionary=text)
+        return pq.read_table(path, columns=columns, read_dictionary=text)
+
+
+def parquet_layout(path: Path) -> tuple[pa.Schema, int]:
+    """A parquet file's Arrow schema and row count, from its footer alone. Same errors as
+    `read_table`."""
+    path = Path(path)
+    _check_suffix(path)
+    with _reading(path):
+        f = pq.ParquetFile(path)
+        _check_header(path, f.schema_arrow.names)
+        return f.schema_arrow, f.metadata.num_rows
+
+
+def window_file(batch: str) -> str:
+    """The name a batch has in the validated window (a folder of Parquet files, one per batch):
+    its own name for a parquet batch, `<name>.parquet` for a CSV one."""
+    return batch if batch.endswith(".parquet") else f"{batch}.parquet"
+
+
+def read_window(folder: Path) -> pa.Table:
+    """The validated window as one table: its batch files in name order (the batches' order),
+    column types promoted where they differ (int and float, all-null columns), no pandas
+    metadata. Raises DataFileError when the folder holds none."""
+    folder = Path(folder)
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        raise DataFileError(f"{folder}: no validated batch files; run the validate stage "
+                            "(`dvc repro validate`) first")
+    tables = [read_arrow(f).replace_schema_metadata(None) for f in files]
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def list_batches(folder: Path) -> list[Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from driftloop.config import Params, load_params
-from driftloop.io import read_arrow, replace_dir, write_arrow, write_json
+from driftloop.io import read_window, replace_dir, write_arrow, write_json
 from driftloop.lock import leave, stage_run
 from driftloop.splitting import split_rows
 
@@ -17,7 +17,7 @@ def run(params: Params) -> dict:
     # and written as they are: no row of the window becomes a Python object (the same rows as
     # splitting.split_frame, which the pandas callers use).
     s, d = params.split, params.data
-    window = read_arrow(params.path("validated"))
+    window = read_window(params.path("validated"))
     keys = window.select([c for c in dict.fromkeys([d.target, d.time])
                           if c in window.column_names]).to_pandas()
     rows = split_rows(keys, target=d.target, val_size=s.val_size, test_size=s.test_size,

@@ -5,6 +5,12 @@ layer into `data/quarantine/<batch>/` with a JSON and an offline HTML report bes
 stage exits 1 (a failed task under Prefect), so nothing downstream runs. `warn` failures are
 reported and the run goes on. A leakage guard flags features that alone predict the target.
 
+When every batch passes, the validated window is written as a folder with one Parquet file per
+batch (`io.window_file`), swapped in whole. A parquet batch already in the window's form (no
+dictionary-encoded text, no zone-aware times) is copied byte for byte, so a batch that stays
+in the window keeps the same file, and DVC stores and pushes only the new ones; the others
+(CSV, zone-aware times) are written from Arrow. The split reads the folder (`io.read_window`).
+
 With `validate.cache` on, a batch that already passed this contract (same bytes, suite, knobs
 and library versions; driftloop/contract/cache.py) is not checked again: its kept verdict is
 reported as a fresh check would report it, and the window-level checks always run. The outputs
@@ -16,10 +22,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from driftloop.config import Params, load_params
+from driftloop.config import LeakageParams, Params, load_params
 from driftloop.contract.cache import Verdict, VerdictCache, contract_key, reuse
 from driftloop.contract.check import (
     Validator,
@@ -43,10 +52,12 @@ from driftloop.contract.suite import categorical_text_columns, prepare_frame, ti
 from driftloop.io import (
     DataFileError,
     list_batches,
+    parquet_layout,
     read_arrow,
     read_table,
+    replace_dir,
+    window_file,
     write_arrow,
-    write_file,
     write_json,
     write_text,
 )
@@ -107,6 +118,14 @@ def ge_frame(data: BatchData) -> pd.DataFrame:
     return data.to_pandas() if isinstance(data, pa.Table) else data
 
 
+def plain_text(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns decoded again."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
+    return table
+
+
 def output_table(data: BatchData, suite: dict) -> pa.Table:
     """A batch as it goes into the validated window: text columns plain again, a CSV time
     column parsed, zone-aware times as UTC-naive (as the contract checked them, so aware and
@@ -115,27 +134,120 @@ def output_table(data: BatchData, suite: dict) -> pa.Table:
         table = pa.Table.from_pandas(prepare_frame(data, suite, categories=False),
                                      preserve_index=False)
     else:
-        table = data
+        table = plain_text(data)
         for i, f in enumerate(table.schema):
-            if pa.types.is_dictionary(f.type):
-                table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
-            elif pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            if pa.types.is_timestamp(f.type) and f.type.tz is not None:
                 # Arrow keeps aware times as UTC instants: dropping the zone leaves UTC wall time
                 table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
     return table.replace_schema_metadata(None)
 
 
-def window_table(tables: dict[str, pa.Table]) -> tuple[pa.Table | None, list[Failure]]:
-    """The passing batches as one table, or a window-level failure when their column types
-    cannot be reconciled (numeric widths and null columns are promoted)."""
-    if not tables:
-        return None, []
+def in_window_form(schema: pa.Schema) -> bool:
+    """Whether a parquet file with this schema already holds a batch as the window stores it
+    (no dictionary-encoded text, no zone-aware times), so it can go in byte for byte."""
+    return not any(pa.types.is_dictionary(f.type)
+                   or (pa.types.is_timestamp(f.type) and f.type.tz is not None) for f in schema)
+
+
+def leakage_draw(rows: int, sample_rows: int, seed: int) -> np.ndarray:
+    """The rows of a batch the window checks may sample, in the order they take them (pure): a
+    fixed permutation of its rows, cut at `sample_rows`."""
+    return np.random.RandomState(seed).permutation(rows)[:min(rows, sample_rows)]
+
+
+def leakage_shares(rows: list[int], sample_rows: int) -> list[int]:
+    """How many sampled rows each batch gives the window's sample (pure): shares proportional
+    to its rows (largest remainders), every row when the window is no larger than the sample."""
+    total = sum(rows)
+    if total <= sample_rows:
+        return list(rows)
+    exact = [sample_rows * n / total for n in rows]
+    shares = [int(e) for e in exact]
+    by_remainder = sorted(range(len(rows)), key=lambda i: (shares[i] - exact[i], i))
+    for i in by_remainder[:sample_rows - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def kept_rows(share: int, rows: int, sample_rows: int) -> int:
+    """How many drawn rows of a batch the cache keeps (pure): twice its share of today's
+    sample, so a window that changes a little still finds enough (a batch that needs more is
+    read and drawn again)."""
+    return min(rows, sample_rows, max(2 * share, 1024))
+
+
+@dataclass
+class Part:
+    """One batch as it goes into the validated window (a folder with one Parquet file per
+    batch). A parquet batch already in the window's form is copied byte for byte from
+    `copy_from`; any other batch is written from `data`, all of it in the window's form
+    (`output_table`). `read()` gives its rows for the leakage sample; `kept` is the start of
+    its draw (`leakage_draw`) when the cache has it."""
+    name: str
+    rows: int
+    schema: pa.Schema  # as in the window: no metadata
+    data: pa.Table | None
+    copy_from: Path | None
+    read: Callable[[], pa.Table]
+    kept: pa.Table | None = None
+
+
+def drawn(part: Part, count: int, lk: LeakageParams, columns: list[str] | None = None
+          ) -> pa.Table:
+    """The first `count` rows of a batch's draw (some `columns`, or all)."""
+    if part.kept is not None and part.kept.num_rows >= count:
+        table = part.kept.slice(0, count)
+    else:
+        table = part.read()
+        if columns is not None:
+            table = table.select([c for c in columns if c in table.column_names])
+        table = table.take(leakage_draw(part.rows, lk.sample_rows, lk.seed)[:count])
+    return table if columns is None else table.select([c for c in columns
+                                                       if c in table.column_names])
+
+
+def fresh_part(path: Path, data: BatchData, suite: dict) -> Part:
+    """A batch read for GE, as it goes into the window (a parquet file in the window's form
+    is copied as it is)."""
+    if path.suffix == ".parquet" and isinstance(data, pa.Table):
+        schema = parquet_layout(path)[0]
+        if in_window_form(schema):
+            return Part(path.name, data.num_rows, schema.remove_metadata(), None, path,
+                        lambda: data)
+    table = output_table(data, suite)
+    return Part(path.name, table.num_rows, table.schema, table, None, lambda: table)
+
+
+def known_part(path: Path, suite: dict, categorical: set[str]) -> Part:
+    """A batch whose verdict is known: of a parquet file in the window's form only the footer
+    is read now (the file is copied as it is); any other batch is read whole, to be written."""
+    if path.suffix == ".parquet":
+        schema, rows = parquet_layout(path)
+        if in_window_form(schema):
+            return Part(path.name, rows, schema.remove_metadata(), None, path,
+                        lambda: read_arrow(path, categorical))  # as GE reads it
+    table = output_table(read_batch(path, set()), suite)  # not for GE: plain text
+    return Part(path.name, table.num_rows, table.schema, table, None, lambda: table)
+
+
+def window_layout_failures(parts: list[Part]) -> list[Failure]:
+    """Failures of the window as a whole before any row is read: two batches that would share
+    a window file, or column types that cannot be reconciled (numeric widths and null columns
+    are promoted, as `io.read_window` does)."""
+    names = [window_file(p.name) for p in parts]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        batches = [p.name for p in parts if window_file(p.name) in twice]
+        return [Failure(WINDOW, "window_file_names_unique", None, "error", None, None,
+                        detail=f"batches {batches} would share the window file(s) {twice}; "
+                               "rename one of them in the raw layer and run again")]
     try:
-        return pa.concat_tables(list(tables.values()), promote_options="permissive"), []
+        pa.unify_schemas([p.schema for p in parts], promote_options="permissive")
+        return []
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        differ = [c for c in dict.fromkeys(c for t in tables.values() for c in t.column_names)
-                  if not _joinable([t.schema.field(c) for t in tables.values() if c in t.column_names])]
-        return None, [Failure(
+        differ = [c for c in dict.fromkeys(c for p in parts for c in p.schema.names)
+                  if not _joinable([p.schema.field(c) for p in parts if c in p.schema.names])]
+        return [Failure(
             WINDOW, "window_column_types_agree", ", ".join(differ) or None, "error", None, None,
             detail=f"the batches pass one by one but their column types differ ({exc}); "
                    "re-export the odd batch with the same types as the others")]
@@ -149,14 +261,25 @@ def _joinable(fields: list[pa.Field]) -> bool:
         return False
 
 
-def leakage_frame(table: pa.Table, columns: list[str], sample_rows: int, seed: int
-                  ) -> pd.DataFrame:
-    """The rows `leaky_features` samples (the same as DataFrame.sample), taken in Arrow
-    before any row becomes a Python object."""
-    if table.num_rows > sample_rows:
-        table = table.take(np.random.RandomState(seed).choice(table.num_rows, size=sample_rows,
-                                                               replace=False))
-    return table.select([c for c in dict.fromkeys(columns) if c in table.column_names]).to_pandas()
+def leakage_frame(parts: list[Part], columns: list[str], lk: LeakageParams) -> pd.DataFrame:
+    """The window's leakage sample: from each batch, in batch order, the first rows of its draw,
+    as many as its share (`leakage_shares`); in Arrow until the end."""
+    names = [c for c in dict.fromkeys(columns) if any(c in p.schema.names for p in parts)]
+    shares = leakage_shares([p.rows for p in parts], lk.sample_rows)
+    pieces = [plain_text(drawn(p, share, lk, names))
+              for p, share in zip(parts, shares, strict=True)]
+    return pa.concat_tables(pieces, promote_options="permissive").select(names).to_pandas()
+
+
+def fill_window(parts: list[Part]) -> Callable[[Path], None]:
+    """What writes the window folder: a file per batch, copied or written."""
+    def fill(folder: Path) -> None:
+        for part in parts:
+            if part.copy_from is not None:
+                shutil.copyfile(part.copy_from, folder / window_file(part.name))
+            else:
+                write_arrow(folder / window_file(part.name), part.data)
+    return fill
 
 
 def _check_shared(i: int) -> Verdict:
@@ -189,15 +312,14 @@ def check_batches(validator: Validator | None, items: list[tuple[str, BatchData]
         _SHARED = None
 
 
-def read_batches(paths: list[Path], categorical: set[str],
-                 convert: Callable[[BatchData], BatchData] = lambda d: d
-                 ) -> tuple[dict[str, BatchData], dict[str, Failure]]:
-    """Each readable batch (as `convert` makes it), and a failure for each unreadable one."""
-    data: dict[str, BatchData] = {}
+def read_batches(paths: list[Path], read: Callable[[Path], T]
+                 ) -> tuple[dict[str, T], dict[str, Failure]]:
+    """What `read` makes of each readable batch, and a failure for each unreadable one."""
+    data: dict[str, T] = {}
     failed: dict[str, Failure] = {}
     for path in paths:
         try:
-            data[path.name] = convert(read_batch(path, categorical))
+            data[path.name] = read(path)
         except DataFileError as exc:
             failed[path.name] = unreadable(path.name, exc)
     return data, failed
@@ -208,21 +330,21 @@ class _Discarded(Exception):
 
 
 class PendingWrite:
-    """`table` written (atomically) to `path` by a background thread while this one goes on
-    (Arrow writes without the GIL); `finish(True)` puts the file in place, `finish(False)`
-    drops it. Start it after any fork, and always finish it."""
+    """A folder filled (under a temp name) by a background thread while this one goes on
+    (copies and Arrow writes run without the GIL); `finish(True)` swaps it in at `path`,
+    `finish(False)` drops it. Start it after any fork, and always finish it."""
 
-    def __init__(self, path: Path, table: pa.Table):
+    def __init__(self, path: Path, fill: Callable[[Path], None]):
         self._answer: Future[bool] = Future()
         self._pool = ThreadPoolExecutor(1)
-        self._writing = self._pool.submit(write_file, path, self._write(table))
+        self._writing = self._pool.submit(replace_dir, path, self._fill(fill))
 
-    def _write(self, table: pa.Table) -> Callable[[Path], None]:
-        def write(tmp: Path) -> None:
-            write_arrow(tmp, table)
+    def _fill(self, fill: Callable[[Path], None]) -> Callable[[Path], None]:
+        def run(folder: Path) -> None:
+            fill(folder)
             if not self._answer.result():
                 raise _Discarded
-        return write
+        return run
 
     def finish(self, keep: bool) -> None:
         if not self._answer.done():
@@ -250,12 +372,31 @@ def known_verdicts(cache: VerdictCache | None, batches: list[Path], parameters: 
     return keys, known
 
 
-def _keep(cache: VerdictCache, key: str, name: str, verdict: Verdict) -> None:
+def _keep(cache: VerdictCache, write: Callable[[], None]) -> None:
     try:
-        cache.put(key, name, verdict)
+        write()
     except OSError as exc:  # a speed-up only: the run goes on without it
-        log.warning("%s: cannot write the validate cache (%s); the batch will be checked again "
-                    "next run", cache.folder, exc)
+        log.warning("%s: cannot write the validate cache (%s); the batch will be checked (or its "
+                    "sample drawn) again next run", cache.folder, exc)
+
+
+def _put(cache: VerdictCache, key: str, name: str, verdict: Verdict, part: Part, rows: int,
+         lk: LeakageParams) -> None:
+    """A passed batch's leakage sample (the first `rows` of its draw), then its verdict (a
+    verdict found without its sample only costs a read)."""
+    cache.put_sample(key, drawn(part, rows, lk), lk.seed)
+    cache.put(key, name, verdict)
+
+
+def _kept_sample(cache: VerdictCache, key: str, part: Part, share: int, lk: LeakageParams
+                 ) -> pa.Table:
+    """A known batch's kept sample, or, when the cache has none with `share` rows, one drawn
+    from the batch now and kept. Raises DataFileError."""
+    kept = cache.sample(key, lk.seed, share)
+    if kept is None:
+        kept = drawn(part, kept_rows(share, part.rows, lk.sample_rows), lk)
+        _keep(cache, partial(cache.put_sample, key, kept, lk.seed))
+    return kept
 
 
 def _quarantine(params: Params, bad: list[str], failures: list[Failure], rows: dict[str, int],
@@ -272,11 +413,10 @@ def _quarantine(params: Params, bad: list[str], failures: list[Failure], rows: d
     return moved
 
 
-def window_failures(params: Params, window: pa.Table) -> list[Failure]:
+def window_failures(params: Params, parts: list[Part]) -> list[Failure]:
     """The checks of the whole window (run on every run, whatever the cache knows)."""
     vp, data = params.validate_, params.data
-    sample = leakage_frame(window, [data.target, *data.features], vp.leakage.sample_rows,
-                           vp.leakage.seed)
+    sample = leakage_frame(parts, [data.target, *data.features], vp.leakage)
     return leakage_failures(vp, sample, data.target, data.features)
 
 
@@ -305,59 +445,81 @@ def run(params: Params, now: pd.Timestamp | None = None,
     batches = list_batches(params.path("window"))
     keys, verdicts = known_verdicts(cache, batches, parameters, suite)
     categorical = categorical_text_columns(suite)
-    todo, unread = read_batches([p for p in batches if p.name not in verdicts], categorical)
+    todo, unread = read_batches([p for p in batches if p.name not in verdicts],
+                                lambda path: read_batch(path, categorical))
     workers = plan_workers(vp.workers, len(todo), sum(map(_rows, todo.values())), _cores(),
                            parallel_min_rows)
-
-    fresh = {name: output_table(d, suite) for name, d in todo.items()}  # as they go into the window
+    where = {p.name: p for p in batches}
+    lk = vp.leakage
+    fresh = {name: fresh_part(where[name], d, suite) for name, d in todo.items()}
     started: list[PendingWrite] = []
+    saver = ThreadPoolExecutor(1)  # writes to the cache: started after any fork
 
-    def meanwhile() -> tuple[dict[str, pa.Table], dict[str, Failure]]:
-        """While GE checks: read the known batches, and write the window as if every batch
-        passed (it is kept only when all did, so then it is the right one)."""
-        known, failed = read_batches([p for p in batches if p.name in verdicts], set(),
-                                     lambda d: output_table(d, suite))  # not for GE: plain text
-        tables = {p.name: known[p.name] if p.name in known else fresh[p.name]
-                  for p in batches if p.name in known or p.name in fresh}
-        window, mismatch = window_table(tables)
-        if window is not None and not mismatch and not unread and not failed:
-            started.append(PendingWrite(params.path("validated"), window))
-        return tables, failed
+    def meanwhile() -> tuple[dict[str, Part], dict[str, Failure], dict[str, int],
+                             list[Failure] | None]:
+        """While GE checks: read what the window needs of the known batches (footers and
+        kept samples), fill the window folder and run the window checks as if every batch
+        passed (both are kept only when all did, so then they are the right ones)."""
+        old, failed = read_batches([p for p in batches if p.name in verdicts],
+                                   lambda path: known_part(path, suite, categorical))
+        parts = {p.name: old[p.name] if p.name in old else fresh[p.name]
+                 for p in batches if p.name in old or p.name in fresh}
+        shares = dict(zip(parts, leakage_shares([p.rows for p in parts.values()],
+                                                lk.sample_rows), strict=True))
+        for name, part in old.items():
+            if part.copy_from is not None:  # only its footer read so far
+                try:
+                    part.kept = _kept_sample(cache, keys[name], part, shares[name], lk)
+                except DataFileError as exc:
+                    failed[name] = unreadable(name, exc)
+                    del parts[name]
+        whole = list(parts.values())
+        if not whole or window_layout_failures(whole) or unread or failed:
+            return parts, failed, shares, None
+        started.append(PendingWrite(params.path("validated"), fill_window(whole)))
+        return parts, failed, shares, window_failures(params, whole)
 
     try:
-        checked, (tables, unread_known) = check_batches(
+        checked, (parts, unread_known, shares, if_all_pass) = check_batches(
             Validator(suite, parameters) if todo else None, list(todo.items()), workers, meanwhile)
         for name, verdict in zip(todo, checked, strict=True):
             verdicts[name] = verdict.failures
             if cache and name in keys and not any(is_blocking(f, vp.fail_on)
                                                   for f in verdict.failures):
-                _keep(cache, keys[name], name, verdict)
+                saver.submit(_keep, cache, partial(
+                    _put, cache, keys[name], name, verdict, fresh[name],
+                    kept_rows(shares[name], fresh[name].rows, lk.sample_rows), lk))
         unread |= unread_known
-        rows = {name: _rows(t) for name, t in tables.items()}  # in batch order
+        rows = {name: part.rows for name, part in parts.items()}  # in batch order
         cached, checked_now = len(rows) - len(todo), len(todo)
         todo.clear()
         fresh.clear()
         failures = [unread[p.name] for p in batches if p.name in unread]
         failures += [f for name in rows for f in verdicts[name]]  # in batch order, cached or not
         bad = sorted({f.batch for f in failures if is_blocking(f, vp.fail_on)})
-        window, mismatch = window_table({n: t for n, t in tables.items() if n not in bad})
-        tables.clear()
+        window = [part for name, part in parts.items() if name not in bad]
+        parts.clear()
+        mismatch = window_layout_failures(window) if window else []
         failures += mismatch
-        if window is not None:
-            failures += window_failures(params, window)
+        if window and not mismatch:
+            failures += (if_all_pass if if_all_pass is not None and len(window) == len(rows)
+                         else window_failures(params, window))
+        else:
+            window = []
         blocking = [f for f in failures if is_blocking(f, vp.fail_on)]
         for pending in started:
             pending.finish(keep=not blocking)
-        if window is not None and not blocking and not started:
-            write_arrow(params.path("validated"), window)
+        if window and not blocking and not started:
+            replace_dir(params.path("validated"), fill_window(window))
     finally:
         for pending in started:
             pending.finish(keep=False)  # only when something above raised: a no-op otherwise
+        saver.shutdown()
     quarantined = _quarantine(params, bad, failures, rows, stamp)
     # the same with the cache or without: "workers" is what a check of the whole window uses
     planned = plan_workers(vp.workers, len(rows), sum(rows.values()), _cores(), parallel_min_rows)
     summary = {
-        "batches": len(batches), "rows": window.num_rows if window is not None else 0,
+        "batches": len(batches), "rows": sum(part.rows for part in window),
         "passed": not blocking, "quarantined": quarantined, "workers": planned,
         "failures": [{**f.as_dict(), "blocking": is_blocking(f, vp.fail_on)} for f in failures],
     }
@@ -369,7 +531,7 @@ def run(params: Params, now: pd.Timestamp | None = None,
         (log.error if f in blocking else log.warning)("%s", f.line())
     if blocking:
         raise ContractError(blocking, report, quarantined)
-    if window is None:
+    if not window:
         raise ContractError([Failure(WINDOW, "window_has_batches", None, "error", None, None,
                                      detail=f"no batch files in {params.paths.window}; run ingest")],
                             report)

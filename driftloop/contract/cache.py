@@ -11,8 +11,12 @@ the bounds it was checked against and the range of each bounded column; it is re
 when no value of the column lies between those bounds and today's (otherwise some row may
 have changed sides, e.g. grown older than `validate.max_age_days`).
 
+Beside a kept verdict lies the batch's leakage sample (`<key>.sample.parquet`): its rows in
+the order the window checks draw them, so a known batch adds its share to the window's sample
+without being read again.
+
 The cache is a speed-up, never a source of truth: an entry that cannot be read, or that does
-not match its key, is logged and ignored, and the batch is checked again.
+not match its key, is logged and ignored, and the batch is checked (or its sample drawn) again.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from driftloop.config import ValidateParams
 from driftloop.contract.failure import Failure
-from driftloop.io import write_json
+from driftloop.io import write_arrow, write_json
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ LIBRARIES = ("great_expectations", "pandas", "pyarrow", "numpy")
 ENGINE = [Path(__file__).parent / n for n in ("check.py", "suite.py", "failure.py", "cache.py")] \
     + [Path(__file__).parents[1] / "io.py"]
 UNKNOWN = "unknown"  # a bounded column whose values cannot be compared (e.g. unparsed text)
+SAMPLE_SEED = b"driftloop.leakage_seed"  # a kept sample's metadata: the seed that drew it
 
 
 def _sha256(data: bytes) -> str:
@@ -172,11 +179,33 @@ class VerdictCache:
         except (KeyError, TypeError, AttributeError) as exc:
             return self._ignore(path, f"is incomplete ({type(exc).__name__}: {exc})")
 
-    def _ignore(self, path: Path, why: str) -> None:
-        log.warning("%s: validate cache entry %s; ignored, the batch is checked again "
-                    "(delete the file to silence this)", path, why)
+    def _ignore(self, path: Path, why: str, redo: str = "the batch is checked again") -> None:
+        log.warning("%s: validate cache entry %s; ignored, %s (delete the file to silence this)",
+                    path, why, redo)
         self.ignored.append(str(path))
         return None
+
+    def sample_path(self, key: str) -> Path:
+        return self.folder / f"{key}.sample.parquet"
+
+    def sample(self, key: str, seed: int, rows: int) -> pa.Table | None:
+        """The batch's kept leakage sample when it was drawn with `seed` and holds at least
+        `rows` rows; None otherwise (the caller draws it from the batch)."""
+        path = self.sample_path(key)
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # pyarrow's errors for a damaged file
+            return self._ignore(path, f"cannot be read ({type(exc).__name__}: {exc})",
+                                "the sample is drawn from the batch again")
+        if (table.schema.metadata or {}).get(SAMPLE_SEED) != str(seed).encode() \
+                or table.num_rows < rows:
+            return None  # drawn for other leakage knobs: drawn again, and kept anew
+        return table
+
+    def put_sample(self, key: str, table: pa.Table, seed: int) -> None:
+        write_arrow(self.sample_path(key), table.replace_schema_metadata({SAMPLE_SEED: str(seed)}))
 
     def put(self, key: str, batch: str, verdict: Verdict) -> None:
         write_json(self.entry(key), {

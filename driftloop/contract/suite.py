@@ -236,12 +236,15 @@ def single_feature_auc(x: pd.Series, y: pd.Series) -> float:
         v = x.astype(float).replace([np.inf, -np.inf], np.nan)
         score = v.fillna(v.min() - 1 if v.notna().any() else 0).to_numpy()
     else:
-        key = x.astype(str).where(x.notna(), "<missing>")
+        codes = pd.factorize(x.astype(str).where(x.notna(), "<missing>"))[0]
         half = np.arange(len(x)) % 2
         score = np.full(len(x), yv.mean())
-        for fold in (0, 1):
-            rate = pd.Series(yv[half != fold]).groupby(key[half != fold].to_numpy()).mean()
-            score[half == fold] = key[half == fold].map(rate).fillna(yv.mean()).to_numpy()
+        for fold in (0, 1):  # each half scored by the target rate of its value in the other
+            learn, apply = half != fold, half == fold
+            seen = np.bincount(codes[learn], minlength=codes.max() + 1)
+            hits = np.bincount(codes[learn], weights=yv[learn], minlength=codes.max() + 1)
+            n = seen[codes[apply]]
+            score[apply] = np.where(n > 0, hits[codes[apply]] / np.maximum(n, 1), score[apply])
     a = auc(score, yv)
     return max(a, 1 - a)
 

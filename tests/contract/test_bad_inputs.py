@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from driftloop.config import load_params
+from driftloop.io import read_window
 from driftloop.simulate import simulate_week
 from pipelines.validate import ContractError, run
 from tests.helpers import ROOT
@@ -163,13 +164,13 @@ def test_ten_times_larger_batch_is_a_warning_not_an_error(project):
     (warn,) = summary["failures"]
     assert warn["severity"] == "warn" and warn["check"] == "expect_table_row_count_to_be_between"
     assert "observed value 6000" in warn["line"] and not warn["blocking"]
-    assert len(pd.read_parquet(project.path("validated"))) == 6600
+    assert read_window(project.path("validated")).num_rows == 6600
 
 
 def test_good_csv_batch_passes_with_its_time_column_parsed(project):
     add_batch(project, BAD + ".csv", lambda p: good().to_csv(p, index=False))
     assert run(project, now=NOW)["passed"]
-    window = pd.read_parquet(project.path("validated"))
+    window = read_window(project.path("validated")).to_pandas()
     assert len(window) == 1200 and pd.api.types.is_datetime64_any_dtype(window["event_time"])
     assert window["region"].map(type).eq(str).all()  # text again, not categorical codes
     expected = pd.concat([good(0), good()], ignore_index=True)
@@ -198,7 +199,7 @@ def _outcome(params):
     except ContractError:
         summary = json.loads((params.report_dir("validate") / "report.json").read_text())
     out = params.path("validated")
-    return summary, (pd.read_parquet(out) if out.exists() else None)
+    return summary, (read_window(out).to_pandas() if out.exists() else None)
 
 
 @pytest.mark.parametrize("bad", [False, True])

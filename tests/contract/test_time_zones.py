@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftloop.config import load_params
+from driftloop.io import read_window
 from driftloop.simulate import simulate_week
 from pipelines.validate import run
 from tests.helpers import ROOT
@@ -105,7 +106,7 @@ def test_validate_stage_joins_aware_and_naive_batches_as_utc(tmp_path):
         os.link(raw, params.path("window") / name)
     summary = run(params, now=pd.Timestamp("2026-06-01"))
     assert summary["passed"] and summary["rows"] == 1800, summary["failures"]
-    window = pd.read_parquet(params.path("validated"))
+    window = read_window(params.path("validated")).to_pandas()
     assert window["event_time"].dt.tz is None
     expected = pd.concat([first, second, naive(600, week=2)], ignore_index=True)["event_time"]
     assert window["event_time"].astype("datetime64[ns]").tolist() == expected.tolist()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from driftloop.io import read_window
 from tests.helpers import make_project, simulate
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,8 @@ def run_flow(project):
 
 
 def digests(project) -> dict:
-    files = [project / "data/validated/window.parquet", *sorted((project / "data/splits").glob("*"))]
+    files = [*sorted((project / "data/validated/window").glob("*")),
+             *sorted((project / "data/splits").glob("*"))]
     return {str(f.relative_to(project)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
@@ -95,6 +97,6 @@ def test_bad_batch_is_quarantined_then_released_and_trained_on(tmp_path, prefect
     state = run_flow(project)
     assert state.is_completed(), state.message
     assert (project / f"data/raw/{BAD}.parquet").exists()
-    validated = pd.read_parquet(project / "data/validated/window.parquet")
+    validated = read_window(project / "data/validated/window").to_pandas()
     assert set(week6["application_id"]) <= set(validated["application_id"])
     assert cli.invoke(app, ["quarantine", "list", *params]).output.strip() == "no quarantined batches"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from driftloop.config import load_params
-from driftloop.io import read_table, write_arrow
+from driftloop.io import write_arrow
 from driftloop.simulate import simulate_week
 from driftloop.splitting import split_frame
 from pipelines import split
@@ -27,16 +27,19 @@ def test_the_split_files_hold_the_rows_split_frame_draws(tmp_path, method):
     body["split"]["method"] = method
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(body))
     params = load_params(tmp_path / "params.yaml")
-    window = pd.concat([simulate_week(w, rows=700, seed=5, start=date(2026, 1, 5), drift=0.5)
-                        for w in range(3)], ignore_index=True)
+    weeks = [simulate_week(w, rows=700, seed=5, start=date(2026, 1, 5), drift=0.5)
+             for w in range(3)]
+    weeks[1]["age"] = weeks[1]["age"].round().astype("Int64")  # integers in one batch only
+    window = pd.concat(weeks, ignore_index=True)
     assert window.isna().any().any() and any(t == "object" for t in window.dtypes.astype(str))
-    out = params.path("validated")
-    out.parent.mkdir(parents=True)
-    write_arrow(out, pa.Table.from_pandas(window, preserve_index=False))
+    out = params.path("validated")  # a file per batch, the batches' order by name
+    out.mkdir(parents=True)
+    for w, frame in enumerate(weeks):
+        write_arrow(out / f"batch_{w}.parquet", pa.Table.from_pandas(frame, preserve_index=False))
 
     summary = split.run(params)
     s, d = params.split, params.data
-    expected = split_frame(read_table(out), target=d.target, val_size=s.val_size,
+    expected = split_frame(window.astype({"age": float}), target=d.target, val_size=s.val_size,
                            test_size=s.test_size, seed=s.seed, method=method, time=d.time,
                            stratify=True)
     for name, frame in expected.items():

@@ -75,9 +75,14 @@ def stage(params, now=NOW) -> tuple[dict, tuple[int, int]]:
 
 
 def outputs(params) -> dict:
+    """Digests of the stage's outputs: its reports and each file of the validated window."""
     files = [params.report_dir("validate") / n for n in ("report.json", "report.md")]
-    files.append(params.path("validated"))
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    files += sorted(params.path("validated").iterdir())
+    return {f"{f.parent.name}/{f.name}": hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def window_files(params) -> dict:
+    return {k: v for k, v in outputs(params).items() if k.startswith("window/")}
 
 
 def test_a_second_run_checks_nothing_and_writes_the_same_outputs(project):
@@ -104,6 +109,30 @@ def test_only_the_new_batch_is_checked_and_window_checks_still_run(project):
     assert any(f["check"] == "single_feature_leakage" for f in report["failures"])
 
 
+def test_the_window_checks_give_the_same_figures_from_kept_samples(project, caplog):
+    """Each known batch gives the leakage sample its share from its kept sample; a sample that
+    is damaged, missing or drawn with another seed is drawn from the batch again and kept."""
+    leaky = with_knobs(project, leakage={"max_auc": 0.501})  # every feature reported, with its AUC
+    report, counts = stage(leaky)
+    assert counts == (0, 3)
+    assert len([f for f in report["failures"] if f["check"] == "single_feature_leakage"]) > 5
+    cold = outputs(leaky)
+    samples = sorted(leaky.path("validate_cache").rglob("*.sample.parquet"))
+    assert len(samples) == 3
+    assert stage(leaky)[1] == (3, 0) and outputs(leaky) == cold
+    samples[0].write_bytes(b"PAR1 damaged")
+    samples[1].unlink()
+    with caplog.at_level(logging.WARNING, logger="driftloop.contract.cache"):
+        assert stage(leaky)[1] == (3, 0) and outputs(leaky) == cold
+    assert samples[0].name in caplog.text and all(s.exists() for s in samples)  # kept anew
+    assert stage(leaky)[1] == (3, 0) and outputs(leaky) == cold
+    reseeded = with_knobs(leaky, leakage={"seed": 1})
+    assert stage(reseeded)[1] == (3, 0)  # not a verdict knob: the samples are drawn again
+    figures = outputs(reseeded)
+    assert figures != cold and stage(reseeded)[1] == (3, 0) and outputs(reseeded) == figures
+    assert stage(with_knobs(reseeded, cache=False))[1] == (0, 3) and outputs(reseeded) == figures
+
+
 def test_a_suite_edit_revalidates_every_batch(project):
     stage(project)
     suite = json.loads(project.path("suite").read_text())
@@ -127,7 +156,8 @@ def test_a_changed_knob_revalidates_when_it_decides_verdicts(project, knobs, cou
 
 def test_same_name_new_bytes_is_checked_again_and_a_failure_is_not_kept(project):
     stage(project)
-    passed = outputs(project)["window.parquet"]
+    passed = window_files(project)
+    assert len(passed) == 3
     name = "batch_2026-01-12.parquet"
     bad = week(1).assign(age=lambda d: d["age"].where(d.index != 8, 150.0))
     put(project, name, bad)  # same name, new bytes: breaks the age bound
@@ -135,8 +165,8 @@ def test_same_name_new_bytes_is_checked_again_and_a_failure_is_not_kept(project)
     report, counts = stage(project)
     assert counts == (2, 1) and not report["passed"]
     # the window written while the batch was checked is dropped: the last good one stays
-    assert outputs(project)["window.parquet"] == passed
-    assert [p.name for p in project.path("validated").parent.iterdir()] == ["window.parquet"]
+    assert window_files(project) == passed
+    assert [p.name for p in project.path("validated").parent.iterdir()] == ["window"]
     assert any(name in f["line"] and "'age'" in f["line"] for f in report["failures"])
     assert (project.path("quarantine") / "batch_2026-01-12" / name).exists()
     assert not list(project.path("validate_cache").rglob(f"{digest}*"))  # never kept as passed

@@ -22,8 +22,17 @@ from driftloop.contract.suite import (
     text_type_errors,
     time_parameters,
 )
+from driftloop.io import window_file
 from driftloop.simulate import simulate_week
-from pipelines.validate import plan_workers, window_table
+from pipelines.validate import (
+    Part,
+    drawn,
+    kept_rows,
+    leakage_frame,
+    leakage_shares,
+    plan_workers,
+    window_layout_failures,
+)
 
 
 def frame(rows=2000, seed=0):
@@ -159,17 +168,77 @@ def test_plan_workers_forks_only_for_large_windows_of_several_batches():
     assert plan_workers(0, batches=10, rows=10, cores=4, min_rows=0) == 4
 
 
-def test_window_promotes_compatible_types_and_names_columns_that_cannot_be_joined():
+def _part(name, table):
+    return Part(name, table.num_rows, table.schema, table, None, lambda: table)
+
+
+def test_window_promotes_compatible_types_and_names_columns_that_cannot_be_joined(tmp_path):
     import pyarrow as pa
 
-    ints = pa.table({"n": pa.array([1, 2]), "s": pa.array(["a", "b"])})
-    floats = pa.table({"n": pa.array([0.5, None]), "s": pa.array([None, None], pa.null())})
-    window, problems = window_table({"a": ints, "b": floats})
-    assert problems == [] and window.column("n").to_pylist() == [1.0, 2.0, 0.5, None]
-    clash = pa.table({"n": pa.array([1.0, 2.0]), "s": pa.array([1.5, 2.5])})
-    window, (problem,) = window_table({"a": ints, "c": clash})
-    assert window is None and problem.column == "s" and problem.severity == "error"
-    assert window_table({}) == (None, [])
+    from driftloop.io import read_window, write_arrow
+
+    def part(name, table):
+        write_arrow(tmp_path / window_file(name), table)
+        return _part(name, table)
+
+    ints = part("a.parquet", pa.table({"n": pa.array([1, 2]), "s": pa.array(["a", "b"])}))
+    floats = part("b.csv", pa.table({"n": pa.array([0.5, None]),
+                                     "s": pa.array([None, None], pa.null())}))
+    assert window_layout_failures([ints, floats]) == []
+    window = read_window(tmp_path)  # what the split reads: the files in the batches' order
+    assert window.column("n").to_pylist() == [1.0, 2.0, 0.5, None]
+    assert window.column("s").to_pylist() == ["a", "b", None, None]
+    clash = part("c.parquet", pa.table({"n": pa.array([1.0, 2.0]), "s": pa.array([1.5, 2.5])}))
+    (problem,) = window_layout_failures([ints, clash])
+    assert problem.column == "s" and problem.severity == "error"
+    same = _part("b.csv.parquet", floats.data)  # b.csv goes in under this name
+    (problem,) = window_layout_failures([ints, floats, same])
+    assert problem.check == "window_file_names_unique" and "b.csv.parquet" in problem.detail
+
+
+@pytest.mark.parametrize("rows, sample, expected", [
+    ([700, 0, 1300, 500], 1000, [280, 0, 520, 200]),
+    ([1, 1, 1], 2, [1, 1, 0]),             # equal remainders: the earlier batch first
+    ([333, 333, 334], 100, [33, 33, 34]),
+    ([10, 20], 1000, [10, 20]),            # the whole window fits: every row
+])
+def test_each_batch_gives_the_leakage_sample_its_share_of_rows(rows, sample, expected):
+    shares = leakage_shares(rows, sample)
+    assert shares == expected and sum(shares) == min(sample, sum(rows))
+    assert all(0 <= k <= n for k, n in zip(shares, rows, strict=True))
+
+
+def test_the_leakage_sample_takes_each_batchs_share_of_its_drawn_rows():
+    import pyarrow as pa
+
+    from driftloop.config import LeakageParams
+
+    lk = LeakageParams(max_auc=0.98, severity="warn", sample_rows=1000, seed=4)
+    rng = np.random.default_rng(3)
+    frames = [pd.DataFrame({"y": rng.integers(0, 2, n), "x": rng.normal(size=n),
+                            "c": rng.choice(["u", "v", None], n)}) for n in (700, 0, 1300, 500)]
+    frames[2]["c"] = frames[2]["c"].astype("category")  # read dictionary-encoded: text again
+    parts = [_part(f"b{i}.parquet", pa.Table.from_pandas(f, preserve_index=False))
+             for i, f in enumerate(frames)]
+    expected = pd.concat([f.iloc[np.random.RandomState(4).permutation(len(f))[:k]]
+                          for f, k in zip(frames, [280, 0, 520, 200], strict=True)],
+                         ignore_index=True).astype({"c": object})
+    got = leakage_frame(parts, ["y", "x", "c", "absent"], lk)
+    pd.testing.assert_frame_equal(got, expected)
+    # a kept sample (the start of the draw) gives the same rows; one too short is not used
+    for part, rows in zip(parts, [560, 0, 1000, 100], strict=True):
+        part.kept = drawn(part, rows, lk)
+    pd.testing.assert_frame_equal(leakage_frame(parts, ["y", "x", "c", "absent"], lk), expected)
+    whole = leakage_frame(parts, ["y", "x"], lk.model_copy(update={"sample_rows": 5000}))
+    assert len(whole) == 2500 and whole["x"].sum() == pytest.approx(  # the window fits: all
+        sum(f["x"].sum() for f in frames))
+
+
+def test_the_cache_keeps_twice_a_batchs_share_of_the_sample():
+    assert kept_rows(5000, rows=100_000, sample_rows=50_000) == 10_000
+    assert kept_rows(100, rows=100_000, sample_rows=50_000) == 1024     # not smaller than this
+    assert kept_rows(30_000, rows=100_000, sample_rows=50_000) == 50_000
+    assert kept_rows(400, rows=500, sample_rows=50_000) == 500
 
 
 def test_the_window_and_splits_keep_statistics_for_all_but_text_columns(tmp_path):

@@ -195,15 +195,13 @@ class Part:
 def drawn(part: Part, count: int, lk: LeakageParams, columns: list[str] | None = None
           ) -> pa.Table:
     """The first `count` rows of a batch's draw (some `columns`, or all)."""
+    def pick(table: pa.Table) -> pa.Table:
+        return table if columns is None else table.select([c for c in columns
+                                                           if c in table.column_names])
+
     if part.kept is not None and part.kept.num_rows >= count:
-        table = part.kept.slice(0, count)
-    else:
-        table = part.read()
-        if columns is not None:
-            table = table.select([c for c in columns if c in table.column_names])
-        table = table.take(leakage_draw(part.rows, lk.sample_rows, lk.seed)[:count])
-    return table if columns is None else table.select([c for c in columns
-                                                       if c in table.column_names])
+        return pick(part.kept.slice(0, count))
+    return pick(part.read()).take(leakage_draw(part.rows, lk.sample_rows, lk.seed)[:count])
 
 
 def fresh_part(path: Path, data: BatchData, suite: dict) -> Part:

@@ -170,11 +170,10 @@ def read_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_csv(path, usecols=columns, encoding="utf-8")
 
 
-def read_arrow(path: Path, dictionary: Iterable[str] = (), columns: list[str] | None = None
-               ) -> pa.Table:
-    """Read a parquet batch (or some of its `columns`) as an Arrow table, with the text columns
-    named in `dictionary` dictionary-encoded (they become pandas categoricals: no Python string
-    per row). Same errors as `read_table`."""
+def read_arrow(path: Path, dictionary: Iterable[str] = ()) -> pa.Table:
+    """Read a parquet batch as an Arrow table, with the text columns named in `dictionary`
+    dictionary-encoded (they become pandas categoricals: no Python string per row). Same
+    errors as `read_table`."""
     path = Path(path)
     _check_suffix(path)
     with _reading(path):
@@ -182,7 +181,7 @@ def read_arrow(path: Path, dictionary: Iterable[str] = (), columns: list[str] | 
         _check_header(path, schema.names)
         text = [c for c in dictionary if c in schema.names
                 and (pa.types.is_string(t := schema.field(c).type) or pa.types.is_large_string(t))]
-        return pq.read_table(path, columns=columns, read_dictionary=text)
+        return pq.read_table(path, read_dictionary=text)
 
 
 def parquet_layout(path: Path) -> tuple[pa.Schema, int]:

@@ -95,6 +95,7 @@ def stage_job(name: str, project: Path, scratch: Path, info: dict) -> dict:
                 extra["mlp_epochs"] = len(fits["mlp"].history["val_score"])
                 extra["mlp_s"] = fits["mlp"].seconds
             extra["chosen"] = trained.chosen
+            extra["threads"] = trained.threads
             return trained
 
         mod.fit_best = fit_best
@@ -428,8 +429,10 @@ def report(r: dict) -> None:
     tr, ft = res["train"]["stage"], res["train"]["floor"]
     print(f"not timed: creating the project's MLflow store (once per project, schema "
           f"migrations) {r['store_init_s']:.1f}s; imports before each stage's clock")
-    print(f"train detail: stage xgboost {tr.get('xgb_s', 0):.1f}s ({tr.get('xgb_rounds')} rounds)"
-          f" vs xgb.train {ft.get('xgb_s', 0):.1f}s; stage MLP {tr.get('mlp_s', 0):.1f}s "
+    at_once = (f" at the same time (threads {tr['threads']}), {tr['fit_s']:.1f}s in all, against "
+               f"the floors one after another" if tr.get("threads") else "")
+    print(f"train detail{at_once}: stage xgboost {tr.get('xgb_s', 0):.1f}s ({tr.get('xgb_rounds')} "
+          f"rounds) vs xgb.train {ft.get('xgb_s', 0):.1f}s; stage MLP {tr.get('mlp_s', 0):.1f}s "
           f"({tr.get('mlp_epochs')} epochs) vs bare torch {ft.get('mlp_s', 0):.1f}s; stage outside "
           f"fitting (MLflow save/log, signature, reference) {tr['seconds'] - tr['fit_s']:.1f}s vs "
           f"log_model {ft.get('log_model_s', 0):.1f}s; chosen {tr.get('chosen')}")

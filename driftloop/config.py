@@ -156,6 +156,7 @@ class TrainParams(_Frozen):
     candidates: list[Literal["xgboost", "mlp"]]
     class_weight: Literal["none", "balanced"]
     recency_half_life_days: float | None = Field(gt=0)
+    parallel_candidates: bool = False          # see driftloop.learn.fit.candidate_threads
     engine: Literal["local", "dask"]           # where XGBoost trains; the MLP always trains locally
     dask: DaskParams
     xgboost: XGBParams

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,6 +58,8 @@ def run(params: Params) -> dict:
         trained = fit_best(params, train, val, checkpoint=params.path("checkpoint"),
                            on_candidate=log_candidate)
         chosen, threshold, pyfunc = trained.chosen, trained.threshold, trained.model
+        if trained.threads is not None:
+            mlflow.set_tag("candidates_at_once", json.dumps(trained.threads, sort_keys=True))
         example = train[d.features].head(SIGNATURE_ROWS)
         signature = mlflow.models.infer_signature(example, pyfunc.predict(None, example))
 

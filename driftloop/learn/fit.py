@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import Params
+from driftloop.learn.devices import choose_device, cuda_visible
 from driftloop.learn.features import Preprocessor
 from driftloop.learn.models import DriftloopModel, Fitted, Target, predict, train_mlp, train_xgboost
 from driftloop.metrics import best_f1_threshold, higher_is_better, task_metrics
 
+log = logging.getLogger(__name__)
 SECONDS_PER_DAY = 86_400.0
 
 
@@ -27,6 +32,7 @@ class Trained:
     scores: dict[str, dict[str, float]]   # val metrics per candidate
     fitted: dict[str, Fitted]
     target: Target
+    threads: dict[str, int] | None = None   # per candidate, when they trained at the same time
 
 
 def choose_candidate(scores: dict[str, dict[str, float]], metric: str) -> str:
@@ -57,12 +63,33 @@ def recency_weights(times: pd.Series, half_life_days: float | None) -> np.ndarra
     return np.power(0.5, age_days / half_life_days)
 
 
+def candidate_threads(candidates: list[str], *, parallel: bool, engine: str, on_gpu: bool,
+                      cpus: int, mlp_threads: int, xgb_threads: int) -> dict[str, int] | None:
+    """CPU threads for each candidate when they train at the same time, or None: one after
+    another (pure). At the same time only when `train.parallel_candidates` asks, for both
+    learners, on CPU (on a GPU neither is bound by the cores), with the local engine (a
+    `LocalCluster` takes the cores itself) and with a core left beside the MLP's threads.
+    The MLP keeps `mlp.threads`: its result depends on them. XGBoost takes the cores left, at
+    most `n_jobs`: its model is the same on any number of threads (a test checks)."""
+    if (not parallel or sorted(candidates) != ["mlp", "xgboost"] or engine != "local" or on_gpu
+            or cpus <= mlp_threads):
+        return None
+    return {"mlp": mlp_threads, "xgboost": min(xgb_threads, cpus - mlp_threads)}
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity mask, where the platform has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFrame,
                   val: pd.DataFrame, target: Target, *, checkpoint: Path | None = None,
-                  sample_weight: np.ndarray | None = None) -> Fitted:
+                  sample_weight: np.ndarray | None = None, threads: int | None = None) -> Fitted:
+    """Fit one learner; `threads` overrides its CPU threads (`n_jobs` or `mlp.threads`)."""
     t = params.train
     if kind == "xgboost":
-        hp = t.xgboost
+        hp = t.xgboost if threads is None else t.xgboost.model_copy(update={"n_jobs": threads})
         if t.tuning.enabled:
             from driftloop.learn.tune import tune_xgboost
 
@@ -72,9 +99,13 @@ def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFr
 
             return fit_xgboost_on_dask(t.dask, pre, train, val, target, hp, t.seed,
                                        t.class_weight, sample_weight=sample_weight)
-        return train_xgboost(pre, train, val, target, hp, t.seed, t.class_weight,
-                             sample_weight=sample_weight)
-    fit = train_mlp(pre, train, val, target, t.mlp, t.seed, t.class_weight, checkpoint=checkpoint,
+        fit = train_xgboost(pre, train, val, target, hp, t.seed, t.class_weight,
+                            sample_weight=sample_weight)
+        if threads is not None:  # the saved model scores on the configured threads
+            fit.model.set_param({"nthread": t.xgboost.n_jobs})
+        return fit
+    hp = t.mlp if threads is None else t.mlp.model_copy(update={"threads": threads})
+    fit = train_mlp(pre, train, val, target, hp, t.seed, t.class_weight, checkpoint=checkpoint,
                     sample_weight=sample_weight)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # finished: a later run must start afresh
@@ -85,19 +116,38 @@ def fit_best(params: Params, train: pd.DataFrame, val: pd.DataFrame, *,
              checkpoint: Path | None = None,
              on_candidate: Callable[[str, Fitted, dict[str, float]], None] | None = None) -> Trained:
     """Fit each of `train.candidates` on `train` (rows weighted by recency when
-    `train.recency_half_life_days` is set), score it on `val`, keep the best by
-    `register.metric`. `on_candidate(kind, fit, val_scores)` after each, e.g. to log it."""
-    d, task = params.data, params.task
+    `train.recency_half_life_days` is set; at the same time where `candidate_threads` says),
+    score it on `val`, keep the best by `register.metric`. `on_candidate(kind, fit,
+    val_scores)` after each, in the listed order, e.g. to log it."""
+    d, task, t = params.data, params.task, params.train
     target = Target.fit(task, train[d.target])
     pre = Preprocessor.fit(train, d.numerical, d.categorical)
     y_val = target.encode(val[d.target])
-    weights = recency_weights(train[d.time], params.train.recency_half_life_days)
+    weights = recency_weights(train[d.time], t.recency_half_life_days)
+    plan = None
+    if t.parallel_candidates and len(t.candidates) > 1:
+        on_gpu = any(choose_device(dev, cuda_available=cuda_visible()) == "cuda"
+                     for dev in (t.xgboost.device, t.mlp.device))
+        plan = candidate_threads(t.candidates, parallel=True, engine=t.engine, on_gpu=on_gpu,
+                                 cpus=usable_cpus(), mlp_threads=t.mlp.threads,
+                                 xgb_threads=t.xgboost.n_jobs)
+
+    def fit_one(kind: str) -> Fitted:
+        return fit_candidate(kind, params, pre, train, val, target, checkpoint=checkpoint,
+                             sample_weight=weights, threads=None if plan is None else plan[kind])
+
+    if plan is None:
+        fits = {kind: fit_one(kind) for kind in t.candidates}
+    else:
+        log.info("training %s at the same time, threads %s", " and ".join(t.candidates), plan)
+        with ThreadPoolExecutor(len(t.candidates), thread_name_prefix="fit") as pool:
+            futures = {kind: pool.submit(fit_one, kind) for kind in t.candidates}
+        fits = {kind: f.result() for kind, f in futures.items()}  # the first listed failure
     fitted: dict[str, Fitted] = {}
     scores: dict[str, dict[str, float]] = {}
     thresholds: dict[str, float | None] = {}
-    for kind in params.train.candidates:
-        fit = fit_candidate(kind, params, pre, train, val, target, checkpoint=checkpoint,
-                            sample_weight=weights)
+    for kind in t.candidates:
+        fit = fits[kind]
         pred = predict(kind, fit.model, pre, target, val, fit.best_iteration)
         thresholds[kind] = decision_threshold(task, params.evaluate.threshold, y_val, pred)
         scores[kind] = {k: v for k, v in task_metrics(task, y_val, pred, thresholds[kind]).items()
@@ -108,4 +158,4 @@ def fit_best(params: Params, train: pd.DataFrame, val: pd.DataFrame, *,
     chosen = choose_candidate(scores, params.register_.metric)
     best = fitted[chosen]
     model = DriftloopModel(chosen, best.model, pre, target, best.best_iteration, thresholds[chosen])
-    return Trained(chosen, model, thresholds[chosen], scores, fitted, target)
+    return Trained(chosen, model, thresholds[chosen], scores, fitted, target, plan)

@@ -1,6 +1,8 @@
 """The learners trained for real on small simulated data: determinism, checkpoint resume,
 early stopping. (Moved from tests/unit: they train models, so they are not unit tests.)"""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,54 @@ def test_xgboost_early_stopping_uses_the_best_iteration(setup):
     best = predict("xgboost", fit.model, pre, target, val, fit.best_iteration)
     every = fit.model.predict(xgb.DMatrix(pre.frame(val), enable_categorical=True))
     assert not np.allclose(best, every)
+
+
+def test_candidates_trained_at_once_are_the_models_trained_one_after_another(setup, monkeypatch,
+                                                                           caplog):
+    import driftloop.learn.fit as fit_mod
+
+    p, pre, train, val, target = setup
+    t = p.train
+    small = t.model_copy(update={
+        "candidates": ["xgboost", "mlp"],
+        "xgboost": t.xgboost.model_copy(update={"n_estimators": 40, "device": "cpu", "n_jobs": 2}),
+        "mlp": mlp_params(p, device="cpu")})
+    monkeypatch.setattr(fit_mod, "usable_cpus", lambda: 2)  # a core each, on any machine
+    threads_seen = []
+    real = fit_mod.train_xgboost
+    monkeypatch.setattr(fit_mod, "train_xgboost",
+                        lambda *a, **kw: threads_seen.append(a[4].n_jobs) or real(*a, **kw))
+    runs = {}
+    for parallel in (False, True):
+        params = p.model_copy(update={"train": small.model_copy(
+            update={"parallel_candidates": parallel})})
+        with caplog.at_level("INFO", logger="driftloop.learn.fit"):
+            caplog.clear()
+            runs[parallel] = fit_mod.fit_best(params, train, val)
+        assert ("at the same time" in caplog.text) is parallel
+    assert threads_seen == [2, 1]  # at once, XGBoost leaves the MLP its core
+    seq, par = runs[False], runs[True]
+    assert seq.fitted["xgboost"].model.save_raw() == par.fitted["xgboost"].model.save_raw()
+    assert json.loads(par.fitted["xgboost"].model.save_config())["learner"]["generic_param"][
+        "nthread"] == "2"  # scoring later uses the configured threads again
+    assert same(weights(seq.fitted["mlp"]), weights(par.fitted["mlp"]))
+    assert seq.scores == par.scores and seq.chosen == par.chosen
+
+
+def test_a_candidate_failing_while_the_other_trains_fails_the_fit(setup, monkeypatch):
+    import driftloop.learn.fit as fit_mod
+
+    p, pre, train, val, target = setup
+    t = p.train
+    params = p.model_copy(update={"train": t.model_copy(update={
+        "parallel_candidates": True, "candidates": ["xgboost", "mlp"],
+        "xgboost": t.xgboost.model_copy(update={"n_estimators": 20, "device": "cpu"}),
+        "mlp": mlp_params(p, device="cpu")})})
+    monkeypatch.setattr(fit_mod, "usable_cpus", lambda: 2)
+
+    def broken(*a, **kw):
+        raise RuntimeError("xgboost ran out of memory")
+
+    monkeypatch.setattr(fit_mod, "train_xgboost", broken)
+    with pytest.raises(RuntimeError, match="ran out of memory"):
+        fit_mod.fit_best(params, train, val)

@@ -33,13 +33,13 @@ FRESH_ROWS = 3000  # the fresh week is two batches' worth, for a steadier AUC
 
 
 def cpu_params(root) -> Params:
-    """The demo params, on CPU with two threads (deterministic, and no GPU needed), writing
-    under `root` (the MLP's checkpoint) instead of the repository."""
+    """The demo params on CPU (deterministic with the demo's thread counts, and no GPU
+    needed), writing under `root` (the MLP's checkpoint) instead of the repository."""
     p = demo_params()
     t = p.train
     train = t.model_copy(update={
-        "xgboost": t.xgboost.model_copy(update={"device": "cpu", "n_jobs": 2}),
-        "mlp": t.mlp.model_copy(update={"device": "cpu", "threads": 2})})
+        "xgboost": t.xgboost.model_copy(update={"device": "cpu"}),
+        "mlp": t.mlp.model_copy(update={"device": "cpu"})})
     return p.model_copy(update={"root": root, "train": train})
 
 

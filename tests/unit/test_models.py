@@ -21,3 +21,25 @@ def test_targets_reject_labels_they_cannot_learn():
     t = Target.fit("multiclass", pd.Series(["a", "b", "c"], name="y"))
     with pytest.raises(ValueError, match=r"labels \['z'\]"):
         t.encode(pd.Series(["a", "z"]))
+
+
+def plan(candidates=("xgboost", "mlp"), **kw):
+    from driftloop.learn.fit import candidate_threads
+
+    args = {"parallel": True, "engine": "local", "on_gpu": False, "cpus": 2, "mlp_threads": 1,
+            "xgb_threads": 2, **kw}
+    return candidate_threads(list(candidates), **args)
+
+
+def test_candidates_train_at_once_on_cpu_with_the_cores_the_mlp_leaves():
+    assert plan() == {"mlp": 1, "xgboost": 1}
+    assert plan(cpus=16, mlp_threads=2, xgb_threads=8) == {"mlp": 2, "xgboost": 8}
+    assert plan(cpus=4, mlp_threads=1, xgb_threads=8) == {"mlp": 1, "xgboost": 3}
+    assert plan(candidates=("mlp", "xgboost")) == {"mlp": 1, "xgboost": 1}
+
+
+@pytest.mark.parametrize("why", [{"parallel": False}, {"engine": "dask"}, {"on_gpu": True},
+                                 {"cpus": 1}, {"cpus": 2, "mlp_threads": 2},
+                                 {"candidates": ("xgboost",)}, {"candidates": ("mlp",)}])
+def test_candidates_train_one_after_another_otherwise(why):
+    assert plan(**why) is None

@@ -43,6 +43,17 @@ def setup(params: Params) -> str:
     return exp_id
 
 
+def warm_requirement_check() -> None:
+    """Build MLflow's map of installed packages now. Saving or logging a model checks its pip
+    requirements against that map, and building it scans every installed distribution (about
+    1 s, once per process): the train stage builds it on a thread while it reads its splits."""
+    try:
+        from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+    except ImportError:  # a later MLflow: it then builds whatever it needs when it saves
+        return
+    _init_modules_to_packages_map()
+
+
 def require_server(params: Params, uri: str) -> None:
     """A tracking server that does not answer fails here, before anything is written to it,
     with its URL and what to do; MLflow's own retries of later calls are kept as short as ours

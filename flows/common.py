@@ -98,8 +98,9 @@ class DvcSession:
     and timed out as `run_logged` does; after a timeout the process is killed with everything
     it started, and the next command starts a new one."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, preload: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.preload = preload  # stage modules its stage server imports ahead (dvcserve.py)
         self.proc: subprocess.Popen | None = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.marker = ""
@@ -107,7 +108,8 @@ class DvcSession:
 
     def _start(self) -> subprocess.Popen:
         self.marker = f"driftloop-dvc-exit-{secrets.token_hex(8)}"
-        proc = subprocess.Popen([sys.executable, dvcserve.__file__, self.marker], cwd=self.root,
+        proc = subprocess.Popen([sys.executable, dvcserve.__file__, self.marker, *self.preload],
+                                cwd=self.root,
                                 env=offline_env(), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = self.lines = queue.Queue()
@@ -185,10 +187,14 @@ _SESSIONS: dict[Path, DvcSession] = {}
 
 
 @contextmanager
-def dvc_session(root: Path) -> Iterator[DvcSession]:
-    """While open, `run_dvc` in `root` goes through one long-lived dvc (DvcSession)."""
+def dvc_session(root: Path, stage_cmds: list[str] | tuple[str, ...] = ()
+                ) -> Iterator[DvcSession]:
+    """While open, `run_dvc` in `root` goes through one long-lived dvc (DvcSession); the
+    modules of `stage_cmds` (`python -m <module>` commands, in the order they will run) are
+    imported ahead by its stage server, so those stages start warm."""
     key = root.resolve()
-    session = _SESSIONS[key] = DvcSession(root)
+    preload = tuple(dict.fromkeys(m for c in stage_cmds if (m := dvcserve.module_of(c))))
+    session = _SESSIONS[key] = DvcSession(root, preload)
     try:
         yield session
     finally:

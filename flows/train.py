@@ -136,13 +136,13 @@ def train(trigger: str = "schedule", reason: str = "") -> dict:
     with pipeline_lock(params, what, wait_s=params.concurrency.train_wait_s) as holder:
         if note := check_dvc_lock(params.root):
             logger.warning(note)
-        with dvc_session(params.root):  # one dvc process for the run's dvc commands
-            return _train(params, Trigger(trigger, reason), holder.token)
+        stages = read_stages(params.root)
+        # one dvc process for the run's dvc commands; its stage server imports ahead
+        with dvc_session(params.root, [s.cmd for s in stages]):
+            return _train(params, stages, Trigger(trigger, reason), holder.token)
 
 
-def _train(params: Params, trigger: Trigger, token: str) -> dict:
-    root = params.root
-    stages = read_stages(root)
+def _train(params: Params, stages: list[Stage], trigger: Trigger, token: str) -> dict:
     # register reads the trigger from this file (its --trigger-file in dvc.yaml); without it
     # a stage run by hand records a manual run
     trigger_file = write_trigger(params.path("trigger"), trigger)

@@ -22,6 +22,9 @@ from driftloop.lock import leave, stage_run
 from driftloop.metrics import TASK_METRICS, encode_target, reliability_curve, slice_metrics, task_metrics
 from driftloop.monitor.estimate import fit_calibrator
 
+# what run() imports when it needs it: a flow's stage server imports these ahead
+# (driftloop/dvcserve.py), so the stage starts warm
+LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", "matplotlib.pyplot")
 log = logging.getLogger(__name__)
 
 

@@ -26,6 +26,9 @@ from driftloop.metrics import encode_target
 from driftloop.tracking import CHAMPION, current_champion
 from driftloop.trigger import Trigger, read_trigger
 
+# what run() imports when it needs it: a flow's stage server imports these ahead
+# (driftloop/dvcserve.py), so the stage starts warm
+LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch")
 log = logging.getLogger(__name__)
 
 

@@ -15,6 +15,10 @@ from driftloop.learn.fit import fit_best
 from driftloop.learn.models import Fitted, pip_requirements
 from driftloop.lock import leave, stage_run
 
+# what run() imports when it needs it: a flow's stage server imports these ahead
+# (driftloop/dvcserve.py), so the stage starts warm
+LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", "sklearn.metrics",
+                "torch._dynamo")  # (imported by torch's optimizers when first built: 2 s)
 log = logging.getLogger(__name__)
 SIGNATURE_ROWS = 5  # rows of example input for the MLflow model signature
 
@@ -33,11 +37,14 @@ def run(params: Params) -> dict:
 
     d, task = params.data, params.task
     splits = params.path("splits")
-    # MLflow opens its store (on SQLite, 1-1.5 s of imports) while the splits are read
-    with ThreadPoolExecutor(1, thread_name_prefix="mlflow-setup") as pool:
+    # MLflow opens its store (on SQLite, 1-1.5 s of imports) and maps the installed packages
+    # its model saving checks (1 s) while the splits are read
+    with ThreadPoolExecutor(2, thread_name_prefix="mlflow-setup") as pool:
         store = pool.submit(tracking.setup, params)
+        packages = pool.submit(tracking.warm_requirement_check)
         train, val = read_table(splits / "train.parquet"), read_table(splits / "val.parquet")
         store.result()
+        packages.result()
     metric = params.register_.metric
 
     def log_candidate(kind: str, fit: Fitted, scores: dict[str, float]) -> None:

@@ -63,6 +63,9 @@ from driftloop.io import (
 )
 from driftloop.lock import leave, stage_run
 
+# what run() imports when it needs it: a flow's stage server imports these ahead
+# (driftloop/dvcserve.py), so the stage starts warm
+LAZY_IMPORTS = ("great_expectations", "great_expectations.validator.v1_validator")
 log = logging.getLogger(__name__)
 
 
@@ -540,6 +543,9 @@ def run(params: Params, now: pd.Timestamp | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Great Expectations logs some 200 lines of its own set-up at INFO ("Skipping registering
+    # function ..."): its warnings and errors still show
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     params = load_params()
     try:
         with stage_run(params, "validate"):

@@ -1,11 +1,14 @@
 """The flow's long-lived dvc (flows/common.py DvcSession, driftloop/dvcserve.py) behaves as a
 `dvc` per command would: real `dvc repro` in a real repository, one process for all commands,
 each stage getting that command's environment and no stdin; a failure raises with DVC's error;
-a stage past its timeout is killed with everything it started and the next command still runs."""
+a stage past its timeout is killed with everything it started and the next command still runs.
+Given stage modules, its stage server runs `python -m` stages warm, as a process would run them."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import subprocess
 import time
@@ -24,6 +27,26 @@ STAGES = {
     "broken": "echo about to fail; exit 3",
     "slow": "sleep 120 & echo grandchild=$!; sleep 120",
     "pid": "echo $PPID > pid.txt",
+    "hello": "python -m stagepkg.hello one 'two words'",
+    "fail": "python -m stagepkg.fail",
+    "hang": "python -m stagepkg.hang",
+}
+# a stage module as the project's are: LAZY_IMPORTS names what its run imports later
+MODULES = {
+    "__init__.py": "",
+    "marker.py": "",
+    "hello.py": (
+        "import json, os, sys\n"
+        "warm = 'stagepkg.marker' in sys.modules  # imported ahead by the stage server\n"
+        "LAZY_IMPORTS = ('stagepkg.marker',)\n"
+        "if __name__ == '__main__':\n"
+        "    print('hello from the stage')\n"
+        "    json.dump({'argv': sys.argv[1:], 'value': os.environ.get('DRIFTLOOP_TEST_VALUE'),\n"
+        "               'cwd': os.getcwd(), 'pid': os.getpid(), 'ppid': os.getppid(),\n"
+        "               'warm': warm}, open('hello.json', 'w'))\n"),
+    "fail.py": "if __name__ == '__main__':\n    raise ValueError('column x holds -1: fix the input')\n",
+    "hang.py": ("import os, time\nif __name__ == '__main__':\n"
+                "    print('stage pid', os.getpid(), flush=True)\n    time.sleep(120)\n"),
 }
 
 
@@ -33,7 +56,17 @@ def repo(tmp_path):
     subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True, env=offline_env())
     stages = {name: {"cmd": cmd, "always_changed": True} for name, cmd in STAGES.items()}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    (tmp_path / "stagepkg").mkdir()
+    for name, text in MODULES.items():
+        (tmp_path / "stagepkg" / name).write_text(text)
     return tmp_path
+
+
+WARM = [STAGES["hello"], STAGES["fail"], "echo not a python stage"]
+
+
+def parent_of(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
 
 
 def repro(session: DvcSession, stage: str, timeout: float = 60, **env: str) -> None:
@@ -121,3 +154,57 @@ def test_a_dvc_process_that_ended_between_commands_is_replaced(repo):
         repro(session, "env", DRIFTLOOP_TEST_VALUE="three")
         assert session.proc.pid not in (first.pid, second.pid)
     assert (repo / "env.txt").read_text() == "value=three\n"
+
+
+def test_python_stages_run_warm_in_the_stage_server_as_a_process_would(repo, caplog):
+    caplog.set_level(logging.INFO, logger=LOG.name)
+    with dvc_session(repo, WARM) as session:
+        assert session.preload == ("stagepkg.hello", "stagepkg.fail")
+        repro(session, "hello", DRIFTLOOP_TEST_VALUE="one")
+        first = json.loads((repo / "hello.json").read_text())
+        assert first["argv"] == ["one", "two words"] and first["value"] == "one"
+        assert os.path.realpath(first["cwd"]) == os.path.realpath(repo)
+        assert first["warm"], "the stage imported what the server had imported ahead"
+        server = first["ppid"]
+        assert server != session.proc.pid and parent_of(server) == session.proc.pid
+        repro(session, "hello", DRIFTLOOP_TEST_VALUE="two")  # a new child, the same server
+        second = json.loads((repo / "hello.json").read_text())
+        assert second["value"] == "two" and second["warm"] and second["ppid"] == server
+        assert second["pid"] != first["pid"] and process_start(first["pid"]) is None
+        repro(session, "env", DRIFTLOOP_TEST_VALUE="shell")  # not `python -m`: a process
+        assert (repo / "env.txt").read_text() == "value=shell\n"
+        proc = session.proc
+    assert "hello from the stage" in caplog.text  # its output reaches the logger
+    assert process_start(server) is None and process_start(proc.pid) is None
+
+
+def test_without_preloads_a_python_stage_is_a_process_of_its_own(repo):
+    with dvc_session(repo) as session:
+        repro(session, "hello", DRIFTLOOP_TEST_VALUE="cold")
+    out = json.loads((repo / "hello.json").read_text())
+    assert out["value"] == "cold" and not out["warm"]
+
+
+def test_a_python_stage_that_raises_fails_with_its_traceback_and_the_server_goes_on(repo):
+    with dvc_session(repo, WARM) as session:
+        with pytest.raises(StageFailed) as err:
+            repro(session, "fail")
+        msg = str(err.value)
+        assert "stage 'fail' failed (exit 255)" in msg
+        assert "ValueError: column x holds -1: fix the input" in msg  # the stage's traceback
+        repro(session, "hello", DRIFTLOOP_TEST_VALUE="after")
+    out = json.loads((repo / "hello.json").read_text())
+    assert out["value"] == "after" and out["warm"]
+
+
+def test_a_hung_warm_stage_is_killed_with_the_server_and_the_next_one_starts_warm(repo):
+    with dvc_session(repo, [*WARM, STAGES["hang"]]) as session:
+        repro(session, "hello", DRIFTLOOP_TEST_VALUE="before")
+        server = json.loads((repo / "hello.json").read_text())["ppid"]
+        with pytest.raises(StageTimeout) as err:
+            repro(session, "hang", timeout=5)
+        stage = int(re.search(r"stage pid (\d+)", str(err.value)).group(1))
+        assert process_start(stage) is None and process_start(server) is None
+        repro(session, "hello", DRIFTLOOP_TEST_VALUE="after")
+    out = json.loads((repo / "hello.json").read_text())
+    assert out["value"] == "after" and out["warm"] and out["ppid"] != server

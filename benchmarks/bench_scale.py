@@ -32,8 +32,10 @@ Prints a table per row count and the goals (at 1e6 rows on 2 cores): flow <= 1.3
 the floors; peak memory < 4 GiB; Prefect + DVC + MLflow overhead < 10 % of the flow, where that
 overhead is the flow's time outside its own stages' time (each stage logs the time it ran under
 its lock, so both come from the same run: process starts, module imports, Prefect tasks, DVC
-hashing, checkout and push; what a stage imports inside `run()` counts as the stage's) plus
-the train stage's time outside fitting (model save, `log_model`, signature, reference rows).
+hashing, checkout and push; in the flow the stage server imports each stage's modules and
+`LAZY_IMPORTS` ahead, and a stage that waits for them waits outside its own time) plus the
+train stage's time outside fitting (model save, `log_model`, signature, reference rows) less
+its reading of the splits, which the floor does as well.
 """
 
 from __future__ import annotations
@@ -430,8 +432,9 @@ def report(r: dict) -> None:
     print(f"train detail{at_once}: stage xgboost {tr.get('xgb_s', 0):.1f}s ({tr.get('xgb_rounds')} "
           f"rounds) vs xgb.train {ft.get('xgb_s', 0):.1f}s; stage MLP {tr.get('mlp_s', 0):.1f}s "
           f"({tr.get('mlp_epochs')} epochs) vs bare torch {ft.get('mlp_s', 0):.1f}s; stage outside "
-          f"fitting (MLflow save/log, signature, reference) {tr['seconds'] - tr['fit_s']:.1f}s vs "
-          f"log_model {ft.get('log_model_s', 0):.1f}s; chosen {tr.get('chosen')}")
+          f"fitting (reading the splits, MLflow save/log, signature, reference) "
+          f"{tr['seconds'] - tr['fit_s']:.1f}s vs reading {ft.get('read_s', 0):.1f}s + log_model "
+          f"{ft.get('log_model_s', 0):.1f}s; chosen {tr.get('chosen')}")
     if "flow" not in r:
         return
     f = r["flow"]
@@ -444,7 +447,7 @@ def report(r: dict) -> None:
     # (what a stage imports inside run() counts as the stage's: the stage runs above import
     # it before their clocks, so there `lazy import` shows what that is)
     outside = f["seconds"] - sum(own.values())
-    mlflow_train = tr["seconds"] - tr["fit_s"]
+    mlflow_train = max(0.0, tr["seconds"] - tr["fit_s"] - ft.get("read_s", 0.0))
     overhead = outside + mlflow_train
     peak = max([f["peak_rss"]] + [res[s][k]["peak_rss"] for s in STAGES for k in ("stage",)])
     print(f"whole train flow (Prefect + dvc repro + MLflow): {f['seconds']:.1f}s, peak "
@@ -456,7 +459,8 @@ def report(r: dict) -> None:
     share = overhead / f["seconds"]
     print(f"  Prefect + DVC + MLflow overhead: {overhead:.1f}s = {share:.1%} of the flow "
           f"(flow outside its stages' own time {outside:.1f}s + train's MLflow/saving "
-          f"{mlflow_train:.1f}s; goal < 10%: {'met' if share < 0.10 else 'NOT met'})")
+          f"{mlflow_train:.1f}s, its time outside fitting less reading the splits; goal < 10%: "
+          f"{'met' if share < 0.10 else 'NOT met'})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,7 @@ from driftloop.monitor.estimate import fit_calibrator
 
 # what run() imports when it needs it: a flow's stage server imports these ahead
 # (driftloop/dvcserve.py), so the stage starts warm
-LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", "matplotlib.pyplot")
+LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", "matplotlib.pyplot", *tracking.STORE_IMPORTS)
 log = logging.getLogger(__name__)
 
 

@@ -28,7 +28,7 @@ from driftloop.trigger import Trigger, read_trigger
 
 # what run() imports when it needs it: a flow's stage server imports these ahead
 # (driftloop/dvcserve.py), so the stage starts warm
-LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch")
+LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", *tracking.STORE_IMPORTS)
 log = logging.getLogger(__name__)
 
 

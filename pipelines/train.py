@@ -17,7 +17,7 @@ from driftloop.lock import leave, stage_run
 
 # what run() imports when it needs it: a flow's stage server imports these ahead
 # (driftloop/dvcserve.py), so the stage starts warm
-LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", "sklearn.metrics",
+LAZY_IMPORTS = ("mlflow.pyfunc", "xgboost", "torch", "sklearn.metrics", *tracking.STORE_IMPORTS,
                 "torch._dynamo")  # (imported by torch's optimizers when first built: 2 s)
 log = logging.getLogger(__name__)
 SIGNATURE_ROWS = 5  # rows of example input for the MLflow model signature

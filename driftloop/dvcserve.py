@@ -147,6 +147,10 @@ def _serve(sock: socket.socket, preload: list[str]) -> None:
                 pass  # the other side ended: the main loop sees it
 
     try:
+        # only the standard streams and this socket, as DVC starts a stage (close_fds): not
+        # the dvc process's copy of its request pipe
+        os.closerange(3, sock.fileno())
+        os.closerange(sock.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
         sys.path[0] = os.getcwd()  # as `python -m` in this folder
         queue = deque(preload)
         imported: set[str] = set()
@@ -187,6 +191,7 @@ def _serve(sock: socket.socket, preload: list[str]) -> None:
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
                 pid = os.fork()
                 if pid == 0:
+                    sel.close()
                     sock.close()
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})

@@ -36,8 +36,12 @@ import shutil
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
+# set for a stage the server forked: "<s waited for the server> <s of them for the stage's own
+# LAZY_IMPORTS>" (driftloop.lock.stage_run logs it beside the stage's own time)
+WAIT_ENV = "DRIFTLOOP_STAGE_SERVER_WAIT"
 SHELL_SYNTAX = set("|&;<>()$`\\*?[]{}~!#\n")  # a command holding any of these needs a shell
 
 
@@ -97,7 +101,7 @@ class StageServer:
     def run(self, module: str, args: list[str], cwd: str, env: dict[str, str]) -> int | None:
         """The stage's exit code (negative: the signal that ended it); None when the server
         was gone before it took the request (the caller then starts the command itself)."""
-        request = {"module": module, "args": args, "cwd": cwd, "env": env}
+        request = {"module": module, "args": args, "cwd": cwd, "env": env, "sent": time.time()}
         try:
             self.sock.sendall((json.dumps(request) + "\n").encode())
         except OSError:
@@ -154,6 +158,7 @@ def _serve(sock: socket.socket, preload: list[str]) -> None:
         sys.path[0] = os.getcwd()  # as `python -m` in this folder
         queue = deque(preload)
         imported: set[str] = set()
+        lazy_spans: dict[str, tuple[float, float]] = {}  # when each module's LAZY_IMPORTS loaded
 
         def load(module: str) -> None:
             if module in imported:
@@ -161,8 +166,10 @@ def _serve(sock: socket.socket, preload: list[str]) -> None:
             imported.add(module)
             try:
                 mod = __import__(module, fromlist=["_"])
+                start = time.time()
                 for lib in getattr(mod, "LAZY_IMPORTS", ()):
                     __import__(lib)
+                lazy_spans[module] = (start, time.time())
             except BaseException:  # noqa: BLE001 - the stage's own run shows the error
                 pass
 
@@ -188,6 +195,10 @@ def _serve(sock: socket.socket, preload: list[str]) -> None:
                 request = json.loads(line)
                 served += 1
                 load(request["module"])
+                sent, now = request.get("sent", time.time()), time.time()
+                start, end = lazy_spans.get(request["module"], (now, now))
+                own = max(0.0, min(now, end) - max(sent, start))
+                request["env"][WAIT_ENV] = f"{max(0.0, now - sent):.3f} {own:.3f}"
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
                 pid = os.fork()
                 if pid == 0:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from driftloop.config import Params
+from driftloop.dvcserve import WAIT_ENV
 from driftloop.retry import ServiceDown
 
 TOKEN_ENV = "DRIFTLOOP_LOCK_TOKEN"
@@ -136,13 +137,19 @@ def stage_run(params: Params, stage: str) -> Iterator[None]:
     """What a stage's main() runs under: the pipeline lock (or the flow's, given its token).
     A busy lock or a service that stays down ends the process with exit code 1 and one line
     naming the holder or the service, never a traceback. When it ends well, the stage's own
-    time is logged: the time under the lock, without process start-up or DVC's bookkeeping."""
+    time is logged: the time under the lock, without process start-up or DVC's bookkeeping;
+    for a stage the flow's stage server started, also how long it waited for that server and
+    how much of that was the server importing the stage's own LAZY_IMPORTS (driftloop.dvcserve)."""
     try:
         with pipeline_lock(params, f"stage {stage!r} (dvc repro)"):
             t0 = time.perf_counter()
             yield
-            logging.getLogger(__name__).info("stage %r done in %.2f s", stage,
-                                             time.perf_counter() - t0)
+            waited = os.environ.get(WAIT_ENV, "").split()
+            logging.getLogger(__name__).info(
+                "stage %r done in %.2f s%s", stage, time.perf_counter() - t0,
+                f" (it waited {float(waited[0]):.2f} s for the stage server, "
+                f"{float(waited[1]):.2f} s of them for its own LAZY_IMPORTS)"
+                if len(waited) == 2 else "")
     except (LockBusy, ServiceDown) as exc:
         print(f"{stage}: {exc}", file=sys.stderr)
         sys.exit(1)

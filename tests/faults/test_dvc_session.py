@@ -43,7 +43,8 @@ MODULES = {
         "    print('hello from the stage')\n"
         "    json.dump({'argv': sys.argv[1:], 'value': os.environ.get('DRIFTLOOP_TEST_VALUE'),\n"
         "               'cwd': os.getcwd(), 'pid': os.getpid(), 'ppid': os.getppid(),\n"
-        "               'warm': warm}, open('hello.json', 'w'))\n"),
+        "               'warm': warm, 'wait': os.environ.get('DRIFTLOOP_STAGE_SERVER_WAIT')},\n"
+        "              open('hello.json', 'w'))\n"),
     "fail.py": "if __name__ == '__main__':\n    raise ValueError('column x holds -1: fix the input')\n",
     "hang.py": ("import os, time\nif __name__ == '__main__':\n"
                 "    print('stage pid', os.getpid(), flush=True)\n    time.sleep(120)\n"),
@@ -165,6 +166,8 @@ def test_python_stages_run_warm_in_the_stage_server_as_a_process_would(repo, cap
         assert first["argv"] == ["one", "two words"] and first["value"] == "one"
         assert os.path.realpath(first["cwd"]) == os.path.realpath(repo)
         assert first["warm"], "the stage imported what the server had imported ahead"
+        waited, own = map(float, first["wait"].split())  # for the server, for its LAZY_IMPORTS
+        assert 0 <= own <= waited < 60
         server = first["ppid"]
         assert server != session.proc.pid and parent_of(server) == session.proc.pid
         repro(session, "hello", DRIFTLOOP_TEST_VALUE="two")  # a new child, the same server
@@ -182,7 +185,7 @@ def test_without_preloads_a_python_stage_is_a_process_of_its_own(repo):
     with dvc_session(repo) as session:
         repro(session, "hello", DRIFTLOOP_TEST_VALUE="cold")
     out = json.loads((repo / "hello.json").read_text())
-    assert out["value"] == "cold" and not out["warm"]
+    assert out["value"] == "cold" and not out["warm"] and out["wait"] is None
 
 
 def test_a_python_stage_that_raises_fails_with_its_traceback_and_the_server_goes_on(repo):
@@ -208,3 +211,22 @@ def test_a_hung_warm_stage_is_killed_with_the_server_and_the_next_one_starts_war
         repro(session, "hello", DRIFTLOOP_TEST_VALUE="after")
     out = json.loads((repo / "hello.json").read_text())
     assert out["value"] == "after" and out["warm"] and out["ppid"] != server
+
+
+def test_a_stage_logs_its_wait_for_the_stage_server_beside_its_own_time(tmp_path, monkeypatch,
+                                                                        caplog):
+    from driftloop.dvcserve import WAIT_ENV
+    from driftloop.lock import stage_run
+    from tests.helpers import demo_params
+
+    params = demo_params().model_copy(update={"root": tmp_path})
+    caplog.set_level("INFO", logger="driftloop.lock")
+    with stage_run(params, "split"):
+        pass
+    assert "stage 'split' done in" in caplog.text and "waited" not in caplog.text
+    caplog.clear()
+    monkeypatch.setenv(WAIT_ENV, "2.500 1.950")
+    with stage_run(params, "validate"):
+        pass
+    assert ("(it waited 2.50 s for the stage server, 1.95 s of them for its own LAZY_IMPORTS)"
+            in caplog.text)

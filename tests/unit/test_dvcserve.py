@@ -39,3 +39,4 @@ def test_the_module_is_known_before_interpolation_for_the_preloads():
 def test_only_python_variables_decide_whether_a_stage_imports_as_the_server_did():
     assert python_env({"PATH": "/bin", "PYTHONPATH": "x", "PYTHONHASHSEED": "0", "HOME": "/"}) \
         == {"PYTHONPATH": "x", "PYTHONHASHSEED": "0"}
+

@@ -113,7 +113,9 @@ class StageServer:
             reply = ""
         if not reply:  # it ended while the stage ran: the stage failed, it is not run again
             self.close()
-            print(f"the stage server (pid {self.pid}) ended while `python -m {module}` ran",
+            print(f"the stage server (pid {self.pid}) ended while `python -m {module}` ran "
+                  f"in {cwd}: was it killed? Run the flow again (a new server starts), or the "
+                  f"stage alone with `dvc repro`, which starts it as a process of its own",
                   file=sys.stderr, flush=True)
             return 1
         return int(json.loads(reply)["exit"])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -61,6 +60,7 @@ from driftloop.io import (
     write_json,
     write_text,
 )
+from driftloop.learn.devices import usable_cpus
 from driftloop.lock import leave, stage_run
 
 # what run() imports when it needs it: a flow's stage server imports these ahead
@@ -96,13 +96,6 @@ def plan_workers(requested: int, batches: int, rows: int, cores: int,
     if requested == 1 or batches < 2 or rows < min_rows:
         return 1
     return max(1, min(requested or cores, batches))
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def read_batch(path: Path, categorical: set[str]) -> BatchData:
@@ -448,7 +441,7 @@ def run(params: Params, now: pd.Timestamp | None = None,
     categorical = categorical_text_columns(suite)
     todo, unread = read_batches([p for p in batches if p.name not in verdicts],
                                 lambda path: read_batch(path, categorical))
-    workers = plan_workers(vp.workers, len(todo), sum(map(_rows, todo.values())), _cores(),
+    workers = plan_workers(vp.workers, len(todo), sum(map(_rows, todo.values())), usable_cpus(),
                            parallel_min_rows)
     where = {p.name: p for p in batches}
     lk = vp.leakage
@@ -518,7 +511,7 @@ def run(params: Params, now: pd.Timestamp | None = None,
         saver.shutdown()
     quarantined = _quarantine(params, bad, failures, rows, stamp)
     # the same with the cache or without: "workers" is what a check of the whole window uses
-    planned = plan_workers(vp.workers, len(rows), sum(rows.values()), _cores(), parallel_min_rows)
+    planned = plan_workers(vp.workers, len(rows), sum(rows.values()), usable_cpus(), parallel_min_rows)
     summary = {
         "batches": len(batches), "rows": sum(part.rows for part in window),
         "passed": not blocking, "quarantined": quarantined, "workers": planned,

@@ -1,4 +1,4 @@
-"""Which accelerator to use: a pure decision plus the probe that feeds it."""
+"""Which accelerator to use: a pure decision plus the probe that feeds it; the cores usable."""
 
 from __future__ import annotations
 
@@ -45,3 +45,9 @@ def torch_cuda_ok() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity mask, where the platform has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1

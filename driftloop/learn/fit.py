@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.config import Params
-from driftloop.learn.devices import choose_device, cuda_visible
+from driftloop.learn.devices import choose_device, cuda_visible, usable_cpus
 from driftloop.learn.features import Preprocessor
 from driftloop.learn.models import DriftloopModel, Fitted, Target, predict, train_mlp, train_xgboost
 from driftloop.metrics import best_f1_threshold, higher_is_better, task_metrics
@@ -77,12 +76,6 @@ def candidate_threads(candidates: list[str], *, parallel: bool, engine: str, on_
     return {"mlp": mlp_threads, "xgboost": min(xgb_threads, cpus - mlp_threads)}
 
 
-def usable_cpus() -> int:
-    """Cores this process may run on (its affinity mask, where the platform has one)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
-
-
 def fit_candidate(kind: str, params: Params, pre: Preprocessor, train: pd.DataFrame,
                   val: pd.DataFrame, target: Target, *, checkpoint: Path | None = None,
                   sample_weight: np.ndarray | None = None, threads: int | None = None) -> Fitted:
@@ -124,13 +117,12 @@ def fit_best(params: Params, train: pd.DataFrame, val: pd.DataFrame, *,
     pre = Preprocessor.fit(train, d.numerical, d.categorical)
     y_val = target.encode(val[d.target])
     weights = recency_weights(train[d.time], t.recency_half_life_days)
-    plan = None
-    if t.parallel_candidates and len(t.candidates) > 1:
-        on_gpu = any(choose_device(dev, cuda_available=cuda_visible()) == "cuda"
-                     for dev in (t.xgboost.device, t.mlp.device))
-        plan = candidate_threads(t.candidates, parallel=True, engine=t.engine, on_gpu=on_gpu,
-                                 cpus=usable_cpus(), mlp_threads=t.mlp.threads,
-                                 xgb_threads=t.xgboost.n_jobs)
+    on_gpu = t.parallel_candidates and any(  # (the device probe only where it can matter)
+        choose_device(dev, cuda_available=cuda_visible()) == "cuda"
+        for dev in (t.xgboost.device, t.mlp.device))
+    plan = candidate_threads(t.candidates, parallel=t.parallel_candidates, engine=t.engine,
+                             on_gpu=on_gpu, cpus=usable_cpus(), mlp_threads=t.mlp.threads,
+                             xgb_threads=t.xgboost.n_jobs)
 
     def fit_one(kind: str) -> Fitted:
         return fit_candidate(kind, params, pre, train, val, target, checkpoint=checkpoint,

@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 
 # set for a stage the server forked: "<s waited for the server> <s of them for the stage's own
-# LAZY_IMPORTS>" (driftloop.lock.stage_run logs it beside the stage's own time)
+# LAZY_IMPORTS>"; driftloop.lock.stage_run logs it beside the stage's own time (the same name
+# as driftloop.lock.WAIT_ENV, a test checks: the stages must not import this file)
 WAIT_ENV = "DRIFTLOOP_STAGE_SERVER_WAIT"
 SHELL_SYNTAX = set("|&;<>()$`\\*?[]{}~!#\n")  # a command holding any of these needs a shell
 

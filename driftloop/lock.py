@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from driftloop.config import Params
-from driftloop.dvcserve import WAIT_ENV
 from driftloop.retry import ServiceDown
 
 TOKEN_ENV = "DRIFTLOOP_LOCK_TOKEN"
+# set by the flow's stage server for a stage it forked (driftloop/dvcserve.py WAIT_ENV, which
+# imports nothing of driftloop's, so the stages do not depend on it): "<s it waited for the
+# server> <s of them for the stage's own LAZY_IMPORTS>"
+WAIT_ENV = "DRIFTLOOP_STAGE_SERVER_WAIT"
 PIPELINE = "pipeline.lock"
 CHAMPION = "champion.lock"
 POLL_S = 0.2

@@ -215,8 +215,7 @@ def test_a_hung_warm_stage_is_killed_with_the_server_and_the_next_one_starts_war
 
 def test_a_stage_logs_its_wait_for_the_stage_server_beside_its_own_time(tmp_path, monkeypatch,
                                                                         caplog):
-    from driftloop.dvcserve import WAIT_ENV
-    from driftloop.lock import stage_run
+    from driftloop.lock import WAIT_ENV, stage_run
     from tests.helpers import demo_params
 
     params = demo_params().model_copy(update={"root": tmp_path})

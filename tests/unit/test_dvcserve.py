@@ -40,3 +40,8 @@ def test_only_python_variables_decide_whether_a_stage_imports_as_the_server_did(
     assert python_env({"PATH": "/bin", "PYTHONPATH": "x", "PYTHONHASHSEED": "0", "HOME": "/"}) \
         == {"PYTHONPATH": "x", "PYTHONHASHSEED": "0"}
 
+
+def test_the_stage_server_and_the_stages_name_the_wait_variable_alike():
+    from driftloop import dvcserve, lock
+
+    assert dvcserve.WAIT_ENV == lock.WAIT_ENV
